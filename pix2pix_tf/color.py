@@ -1,0 +1,119 @@
+"""Colour spaces in TensorFlow ops (so they can live inside an exported graph).
+
+sRGB (D65) <-> CIE L*a*b*, the same formulas as `skimage.color.rgb2lab` / `lab2rgb`, and the scalings that
+map each colour space to the network's [-1, 1] range.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+# sRGB (linear) -> XYZ, D65 white, as in IEC 61966-2-1.
+_RGB_TO_XYZ = [[0.412453, 0.357580, 0.180423],
+               [0.212671, 0.715160, 0.072169],
+               [0.019334, 0.119193, 0.950227]]
+_XYZ_TO_RGB = np.linalg.inv(np.array(_RGB_TO_XYZ)).tolist()
+_WHITE_D65 = [0.95047, 1.0, 1.08883]
+_EPSILON = 216.0 / 24389.0  # (6/29)**3
+_KAPPA = 24389.0 / 27.0
+
+L_SCALE = 50.0  # L in [0, 100] -> [-1, 1]
+AB_SCALE = 110.0  # a, b in about [-110, 110] for sRGB colours -> [-1, 1]
+
+
+def _matmul_last(x: tf.Tensor, matrix: list[list[float]]) -> tf.Tensor:
+    return tf.tensordot(x, tf.constant(matrix, dtype=x.dtype), axes=[[-1], [1]])
+
+
+def srgb_to_linear(rgb: tf.Tensor) -> tf.Tensor:
+    return tf.where(rgb > 0.04045, tf.pow((tf.maximum(rgb, 0.04045) + 0.055) / 1.055, 2.4), rgb / 12.92)
+
+
+def linear_to_srgb(linear: tf.Tensor) -> tf.Tensor:
+    return tf.where(linear > 0.0031308,
+                    1.055 * tf.pow(tf.maximum(linear, 0.0031308), 1.0 / 2.4) - 0.055,
+                    12.92 * linear)
+
+
+def rgb_to_lab(rgb: tf.Tensor) -> tf.Tensor:
+    """sRGB floats in [0, 1], shape [..., 3] -> L*a*b* with L in [0, 100]."""
+    rgb = tf.convert_to_tensor(rgb, tf.float32)
+    xyz = _matmul_last(srgb_to_linear(rgb), _RGB_TO_XYZ) / tf.constant(_WHITE_D65)
+    f = tf.where(xyz > _EPSILON, tf.pow(tf.maximum(xyz, _EPSILON), 1.0 / 3.0), (_KAPPA * xyz + 16.0) / 116.0)
+    fx, fy, fz = tf.unstack(f, axis=-1)
+    return tf.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], axis=-1)
+
+
+def lab_to_rgb(lab: tf.Tensor) -> tf.Tensor:
+    """L*a*b* [..., 3] -> sRGB floats clipped to [0, 1]."""
+    lab = tf.convert_to_tensor(lab, tf.float32)
+    lightness, a, b = tf.unstack(lab, axis=-1)
+    fy = (lightness + 16.0) / 116.0
+    fx = fy + a / 500.0
+    fz = tf.maximum(fy - b / 200.0, 0.0)  # skimage clips negative z the same way
+    f = tf.stack([fx, fy, fz], axis=-1)
+    xyz = tf.where(f > 6.0 / 29.0, tf.pow(f, 3.0), (116.0 * f - 16.0) / _KAPPA) * tf.constant(_WHITE_D65)
+    linear = _matmul_last(xyz, _XYZ_TO_RGB)
+    return tf.clip_by_value(linear_to_srgb(tf.maximum(linear, 0.0)), 0.0, 1.0)
+
+
+def rgb_to_gray(rgb: tf.Tensor) -> tf.Tensor:
+    """Luminance (ITU-R BT.601 luma, as `tf.image.rgb_to_grayscale`), shape [..., 1]."""
+    return tf.image.rgb_to_grayscale(rgb)
+
+
+def lab_to_network(lab: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """L*a*b* -> (L in [-1, 1] shape [..., 1], ab in [-1, 1] shape [..., 2])."""
+    lightness = lab[..., :1] / L_SCALE - 1.0
+    ab = tf.clip_by_value(lab[..., 1:] / AB_SCALE, -1.0, 1.0)
+    return lightness, ab
+
+
+def network_to_lab(lightness: tf.Tensor, ab: tf.Tensor) -> tf.Tensor:
+    """Inverse of `lab_to_network`."""
+    return tf.concat([(tf.cast(lightness, tf.float32) + 1.0) * L_SCALE,
+                      tf.cast(ab, tf.float32) * AB_SCALE], axis=-1)
+
+
+def to_unit(x: tf.Tensor) -> tf.Tensor:
+    """[-1, 1] -> [0, 1]."""
+    return (tf.cast(x, tf.float32) + 1.0) * 0.5
+
+
+def from_unit(x: tf.Tensor) -> tf.Tensor:
+    """[0, 1] -> [-1, 1]."""
+    return tf.cast(x, tf.float32) * 2.0 - 1.0
+
+
+def make_pair(rgb: tf.Tensor, color_space: str) -> tuple[tf.Tensor, tf.Tensor]:
+    """A colour photo in [0, 1] -> the network's (input, target) in [-1, 1].
+
+    rgb: grey luma replicated to 3 channels -> the RGB photo (the study's setting).
+    lab: L -> ab.
+    """
+    if color_space == "rgb":
+        gray = tf.repeat(rgb_to_gray(rgb), 3, axis=-1)
+        return from_unit(gray), from_unit(rgb)
+    if color_space == "lab":
+        return lab_to_network(rgb_to_lab(rgb))
+    raise ValueError(f"unknown color_space {color_space!r}")
+
+
+def output_to_rgb(network_input: tf.Tensor, network_output: tf.Tensor, color_space: str) -> tf.Tensor:
+    """The network's input and output (both in [-1, 1]) -> the colour picture in [0, 1]."""
+    if color_space == "rgb":
+        return tf.clip_by_value(to_unit(network_output), 0.0, 1.0)
+    if color_space == "lab":
+        return lab_to_rgb(network_to_lab(network_input, network_output))
+    raise ValueError(f"unknown color_space {color_space!r}")
+
+
+def input_to_rgb(network_input: tf.Tensor, color_space: str) -> tf.Tensor:
+    """The network's grey input in [-1, 1] -> a grey picture in [0, 1] with 3 channels (the grey baseline)."""
+    if color_space == "rgb":
+        return tf.clip_by_value(to_unit(network_input), 0.0, 1.0)
+    if color_space == "lab":
+        ab = tf.zeros(tf.concat([tf.shape(network_input)[:-1], [2]], axis=0))
+        return lab_to_rgb(network_to_lab(network_input, ab))
+    raise ValueError(f"unknown color_space {color_space!r}")

@@ -1,0 +1,205 @@
+"""The one typed configuration of a run: built by the CLI, saved with checkpoints and exports."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+ColorSpace = Literal["rgb", "lab"]
+GeneratorKind = Literal["unet", "encoder_decoder"]
+NormKind = Literal["batch", "instance", "none"]
+GanLoss = Literal["vanilla", "lsgan"]
+Precision = Literal["auto", "fp32", "mixed_float16", "mixed_bfloat16"]
+StrategyKind = Literal["auto", "one", "mirrored", "multiworker", "tpu"]
+Direction = Literal["AtoB", "BtoA"]
+
+
+@dataclass
+class Config:
+    """Every knob of a pix2pix run. Defaults follow the paper (Isola et al. 2017)."""
+
+    # --- data ---
+    dataset: str = field(default="sample", metadata={"help": "dataset name (sample, folder, opencountry, "
+                                                              "forest, facades, ...)"})
+    data_dir: str | None = field(default=None, metadata={"help": "downloaded archive, extracted folder, "
+                                                                 "or photo folder"})
+    direction: Direction | None = field(default=None, metadata={"help": "paired sets: AtoB or BtoA "
+                                                                        "(default: the dataset's usual one)"})
+    color_space: ColorSpace = field(default="rgb", metadata={"help": "rgb: grey 3ch -> RGB (the study); "
+                                                                     "lab: L -> ab"})
+    image_size: int = field(default=256, metadata={"help": "training crop size (multiple of 2**depth)"})
+    batch_size: int = 1
+    jitter: bool = field(default=True, metadata={"help": "resize to 286/256 then random crop back"})
+    mirror: bool = field(default=True, metadata={"help": "random horizontal flip"})
+    vflip: bool = field(default=False, metadata={"help": "random vertical flip (the study's 'inversion')"})
+    zoom_crop: float = field(default=0.0, metadata={"help": "probability of a random ~40%% crop "
+                                                            "upscaled to full size"})
+    seed: int = 0
+
+    # --- models ---
+    generator: GeneratorKind = "unet"
+    ngf: int = field(default=64, metadata={"help": "generator filters in the first layer"})
+    ndf: int = field(default=64, metadata={"help": "discriminator filters in the first layer"})
+    d_layers: int = field(default=3, metadata={"help": "PatchGAN layers (3 = 70x70 receptive field)"})
+    d_norm: NormKind = "batch"
+    d_dropout: float = field(default=0.0, metadata={"help": "dropout rate in the discriminator "
+                                                            "(the study used BN + dropout)"})
+    g_dropout: float = field(default=0.5, metadata={"help": "dropout on the first three decoder blocks"})
+
+    # --- losses ---
+    gan_loss: GanLoss = "vanilla"
+    lambda_l1: float = field(default=100.0, metadata={"help": "L1 weight (the study also tried 20, 200)"})
+    label_fuzz: float = field(default=0.0, metadata={"help": "fuzzy labels: real in [1-eps,1], "
+                                                             "fake in [0,eps]; 0 = off"})
+    label_flip: float = field(default=0.0, metadata={"help": "probability of swapping D's real/fake labels"})
+
+    # --- optimisation ---
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    epochs: int = field(default=100, metadata={"help": "epochs at constant learning rate"})
+    epochs_decay: int = field(default=100, metadata={"help": "epochs of linear decay to 0 after that"})
+    steps: int | None = field(default=None, metadata={"help": "stop after this many steps in all "
+                                                              "(overrides the epoch count)"})
+    d_steps: int = field(default=1, metadata={"help": "discriminator updates per iteration"})
+    g_steps: int = field(default=1, metadata={"help": "generator updates per iteration"})
+    g_only_epochs: int = field(default=0, metadata={"help": "first N epochs train G alone, D frozen"})
+    time_budget: float | None = field(default=None, metadata={"help": "minutes; stop cleanly "
+                                                                      "(checkpoint + export) when spent"})
+
+    # --- runtime ---
+    precision: Precision = "auto"
+    jit_compile: bool | None = field(default=None, metadata={"help": "XLA for the train step "
+                                                                     "(default: where measured faster)"})
+    strategy: StrategyKind = "auto"
+    cpu_devices: int = field(default=0, metadata={"help": "split the CPU into N logical devices"})
+    sync_batchnorm: bool = False
+    run_dir: str | None = field(default=None, metadata={"help": "default: runs/<dataset>"})
+    export_dir: str | None = field(default=None, metadata={"help": "default: saved_models/<dataset>"})
+    checkpoint_every: int = field(default=500, metadata={"help": "steps between checkpoints"})
+    image_every: int = field(default=200, metadata={"help": "steps between TensorBoard image grids"})
+    progress_samples: int = field(default=4, metadata={"help": "fixed validation inputs in progress.gif"})
+    full_resolution: bool = field(default=True, metadata={"help": "export recombines chroma with the "
+                                                                  "full-resolution luminance"})
+
+    def resolved_run_dir(self) -> Path:
+        return Path(self.run_dir or f"runs/{self.dataset}")
+
+    def resolved_export_dir(self) -> Path:
+        return Path(self.export_dir or f"saved_models/{self.dataset}")
+
+    @property
+    def total_epochs(self) -> int:
+        return self.epochs + self.epochs_decay
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(self.to_json() + "\n")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Config:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown config keys: {', '.join(unknown)}")
+        config = cls(**values)
+        config.validate()
+        return config
+
+    @classmethod
+    def load(cls, path: str | Path) -> Config:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    def replace(self, **changes: Any) -> Config:
+        config = dataclasses.replace(self, **changes)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        """Check choices and ranges; raise ValueError naming the bad field."""
+        hints = typing.get_type_hints(Config)
+        for f in dataclasses.fields(self):
+            choices = _literal_choices(hints[f.name])
+            value = getattr(self, f.name)
+            if choices and value is not None and value not in choices:
+                raise ValueError(f"{f.name}={value!r}: choose one of {', '.join(map(str, choices))}")
+        positive = ["image_size", "batch_size", "ngf", "ndf", "d_layers", "d_steps", "g_steps",
+                    "checkpoint_every", "image_every"]
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ["epochs", "epochs_decay", "g_only_epochs", "cpu_devices", "progress_samples"]:
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ["label_fuzz", "label_flip", "zoom_crop", "d_dropout", "g_dropout"]:
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if self.image_size % 32:
+            raise ValueError(f"image_size must be a multiple of 32, got {self.image_size}")
+
+
+def _literal_choices(hint: Any) -> tuple[Any, ...]:
+    """The allowed values of a `Literal[...]` or `Literal[...] | None` annotation, else ()."""
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        return typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(hint):
+            if typing.get_origin(arg) is Literal:
+                return typing.get_args(arg)
+    return ()
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """One --flag per Config field (underscores become dashes); all default to None (= not given)."""
+    hints = typing.get_type_hints(Config)
+    group = parser.add_argument_group("run configuration")
+    for f in dataclasses.fields(Config):
+        flag = "--" + f.name.replace("_", "-")
+        hint = hints[f.name]
+        base = _base_type(hint)
+        help_text = f.metadata.get("help", "")
+        default = f.default
+        help_text = f"{help_text} (default: {default})".strip()
+        if base is bool:
+            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
+                               help=help_text)
+        else:
+            choices = _literal_choices(hint) or None
+            kind = str if choices else base
+            group.add_argument(flag, dest=f.name, type=kind, choices=choices, default=None, help=help_text)
+
+
+def _base_type(hint: Any) -> type:
+    """int / float / str / bool behind an annotation such as `int | None` or a Literal."""
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        return str
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _base_type(args[0])
+    return hint
+
+
+def config_from_args(args: argparse.Namespace, base: Config | None = None) -> Config:
+    """Start from `--config FILE` (or `base`, or the defaults) and apply every flag that was given."""
+    config_file = getattr(args, "config", None)
+    config = Config.load(config_file) if config_file else (base or Config())
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config)
+             if getattr(args, f.name, None) is not None}
+    return config.replace(**given)

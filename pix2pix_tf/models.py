@@ -1,0 +1,117 @@
+"""pix2pix networks in the Keras functional API: U-Net / encoder-decoder generator, PatchGAN discriminator.
+
+Layer recipe from Isola et al. 2017 (appendix 6.1.1): 4x4 convolutions with stride 2, Conv-Norm-LeakyReLU(0.2)
+encoder blocks (no norm on the first), Deconv-Norm-Dropout(0.5)-ReLU decoder blocks, weights drawn from
+N(0, 0.02). Layers that end in float32 (tanh output, discriminator logits) keep the loss math in float32
+under mixed precision.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import layers
+
+from pix2pix_tf.config import Config
+
+KERNEL = 4
+
+
+def init() -> keras.initializers.Initializer:
+    return keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
+
+
+def channels_for(config: Config) -> tuple[int, int]:
+    """(input, output) channels: Lab maps L -> ab, RGB and paired sets map 3 -> 3."""
+    return (1, 2) if config.color_space == "lab" else (3, 3)
+
+
+def generator_depth(image_size: int) -> int:
+    """Number of stride-2 downsamplings: 8 at 256, 7 at 128, 6 at 64 (down to a 1x1 bottleneck)."""
+    depth = int(round(math.log2(image_size)))
+    if 2**depth != image_size:
+        raise ValueError(f"image_size must be a power of two for the generator, got {image_size}")
+    return depth
+
+
+def normalization(kind: str, name: str) -> layers.Layer:
+    if kind == "batch":
+        return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
+    if kind == "instance":
+        return layers.GroupNormalization(groups=-1, epsilon=1e-5, name=name)
+    raise ValueError(f"unknown normalization {kind!r}")
+
+
+def down_block(x: keras.KerasTensor, filters: int, norm: str, name: str) -> keras.KerasTensor:
+    """Conv(4, stride 2) -> [Norm] -> LeakyReLU(0.2)."""
+    x = layers.Conv2D(filters, KERNEL, strides=2, padding="same", kernel_initializer=init(),
+                      use_bias=norm == "none", name=f"{name}_conv")(x)
+    if norm != "none":
+        x = normalization(norm, f"{name}_norm")(x)
+    return layers.LeakyReLU(0.2, name=f"{name}_act")(x)
+
+
+def up_block(x: keras.KerasTensor, filters: int, dropout: float, name: str) -> keras.KerasTensor:
+    """ConvTranspose(4, stride 2) -> BatchNorm -> [Dropout] -> ReLU."""
+    x = layers.Conv2DTranspose(filters, KERNEL, strides=2, padding="same", kernel_initializer=init(),
+                               use_bias=False, name=f"{name}_deconv")(x)
+    x = normalization("batch", f"{name}_norm")(x)
+    if dropout > 0:
+        x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
+    return layers.ReLU(name=f"{name}_act")(x)
+
+
+def build_generator(config: Config) -> keras.Model:
+    """U-Net (skips on) or encoder-decoder (skips off) with depth log2(image_size)."""
+    in_ch, out_ch = channels_for(config)
+    depth = generator_depth(config.image_size)
+    skips_on = config.generator == "unet"
+    filters = [min(config.ngf * 2**i, config.ngf * 8) for i in range(depth)]
+
+    inputs = keras.Input((None, None, in_ch), name="input_image")
+    x = inputs
+    skips = []
+    for i, f in enumerate(filters):
+        # The paper puts no norm on the first block; the 1x1 innermost block has nothing to normalise over
+        # spatially either, and junyanz's reference leaves it out too.
+        norm = "none" if i in (0, depth - 1) else "batch"
+        x = down_block(x, f, norm, name=f"down{i + 1}")
+        skips.append(x)
+
+    for i, f in enumerate(reversed(filters[:-1])):
+        x = up_block(x, f, config.g_dropout if i < 3 else 0.0, name=f"up{depth - 1 - i}")
+        if skips_on:
+            x = layers.Concatenate(name=f"skip{depth - 1 - i}")([x, skips[depth - 2 - i]])
+
+    x = layers.Conv2DTranspose(out_ch, KERNEL, strides=2, padding="same", kernel_initializer=init(),
+                               name="output_deconv")(x)
+    outputs = layers.Activation("tanh", dtype="float32", name="output")(x)
+    return keras.Model(inputs, outputs, name=f"{config.generator}_generator")
+
+
+def build_discriminator(config: Config) -> keras.Model:
+    """PatchGAN on the concatenated (input, target) pair; returns logits, one per patch.
+
+    With d_layers=3 the receptive field is 70x70. Norm follows `d_norm`; `d_dropout` adds dropout after each
+    normalised block (the study's BN + dropout discriminator).
+    """
+    in_ch, out_ch = channels_for(config)
+    source = keras.Input((None, None, in_ch), name="input_image")
+    target = keras.Input((None, None, out_ch), name="target_image")
+    x = layers.Concatenate(name="pair")([source, target])
+
+    x = down_block(x, config.ndf, "none", name="d1")
+    for i in range(1, config.d_layers + 1):
+        filters = config.ndf * min(2**i, 8)
+        strides = 2 if i < config.d_layers else 1
+        x = layers.Conv2D(filters, KERNEL, strides=strides, padding="same", kernel_initializer=init(),
+                          use_bias=config.d_norm == "none", name=f"d{i + 1}_conv")(x)
+        if config.d_norm != "none":
+            x = normalization(config.d_norm, f"d{i + 1}_norm")(x)
+        if config.d_dropout > 0:
+            x = layers.Dropout(config.d_dropout, name=f"d{i + 1}_dropout")(x)
+        x = layers.LeakyReLU(0.2, name=f"d{i + 1}_act")(x)
+    x = layers.Conv2D(1, KERNEL, strides=1, padding="same", kernel_initializer=init(), name="logits_conv")(x)
+    logits = layers.Activation("linear", dtype="float32", name="logits")(x)
+    return keras.Model([source, target], logits, name="patchgan_discriminator")
