@@ -1,0 +1,5 @@
+"""Errors that the command-line tools report as one clear message instead of a traceback."""
+
+
+class UserError(Exception):
+    """A problem the user can fix (missing data, bad file, bad flag): the CLI prints it and exits 2."""
