@@ -153,6 +153,22 @@ class Config:
             raise ValueError(f"image_size must be a multiple of 32, got {self.image_size}")
 
 
+# Per-dataset defaults, as pix2pix's own per-dataset scripts set them (paper, section 4 and appendix 6.2).
+# `sample` is the offline first run: small enough to train in about a minute on a laptop CPU.
+DATASET_PRESETS: dict[str, dict[str, Any]] = {
+    "sample": {"image_size": 128, "batch_size": 4, "epochs": 2, "epochs_decay": 0, "checkpoint_every": 50,
+               "image_every": 20},
+    "edges2shoes": {"batch_size": 4, "epochs": 8, "epochs_decay": 7},
+    "edges2handbags": {"batch_size": 4, "epochs": 8, "epochs_decay": 7},
+    "night2day": {"batch_size": 4, "epochs": 9, "epochs_decay": 8},
+}
+
+
+def defaults_for(dataset: str) -> Config:
+    """The default Config for `dataset`: the paper's defaults plus that dataset's preset."""
+    return Config(dataset=dataset, **DATASET_PRESETS.get(dataset, {}))
+
+
 def _literal_choices(hint: Any) -> tuple[Any, ...]:
     """The allowed values of a `Literal[...]` or `Literal[...] | None` annotation, else ()."""
     origin = typing.get_origin(hint)
@@ -196,10 +212,10 @@ def _base_type(hint: Any) -> type:
     return hint
 
 
-def config_from_args(args: argparse.Namespace, base: Config | None = None) -> Config:
-    """Start from `--config FILE` (or `base`, or the defaults) and apply every flag that was given."""
+def config_from_args(args: argparse.Namespace) -> Config:
+    """Start from `--config FILE` (else the dataset's defaults) and apply every flag that was given."""
     config_file = getattr(args, "config", None)
-    config = Config.load(config_file) if config_file else (base or Config())
+    config = Config.load(config_file) if config_file else defaults_for(args.dataset or Config.dataset)
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config)
              if getattr(args, f.name, None) is not None}
     return config.replace(**given)

@@ -43,13 +43,16 @@ def normalization(kind: str, name: str) -> layers.Layer:
     raise ValueError(f"unknown normalization {kind!r}")
 
 
-def down_block(x: keras.KerasTensor, filters: int, norm: str, name: str) -> keras.KerasTensor:
-    """Conv(4, stride 2) -> [Norm] -> LeakyReLU(0.2)."""
+def down_block(x: keras.KerasTensor, filters: int, norm: str, name: str,
+               leaky: bool = True) -> keras.KerasTensor:
+    """Conv(4, stride 2) -> [Norm] -> LeakyReLU(0.2) (or ReLU, for the innermost block)."""
     x = layers.Conv2D(filters, KERNEL, strides=2, padding="same", kernel_initializer=init(),
                       use_bias=norm == "none", name=f"{name}_conv")(x)
     if norm != "none":
         x = normalization(norm, f"{name}_norm")(x)
-    return layers.LeakyReLU(0.2, name=f"{name}_act")(x)
+    if leaky:
+        return layers.LeakyReLU(0.2, name=f"{name}_act")(x)
+    return layers.ReLU(name=f"{name}_act")(x)
 
 
 def up_block(x: keras.KerasTensor, filters: int, dropout: float, name: str) -> keras.KerasTensor:
@@ -73,10 +76,11 @@ def build_generator(config: Config) -> keras.Model:
     x = inputs
     skips = []
     for i, f in enumerate(filters):
-        # The paper puts no norm on the first block; the 1x1 innermost block has nothing to normalise over
-        # spatially either, and junyanz's reference leaves it out too.
-        norm = "none" if i in (0, depth - 1) else "batch"
-        x = down_block(x, f, norm, name=f"down{i + 1}")
+        # No norm on the first block (the paper) nor on the 1x1 innermost one, which has nothing to normalise
+        # over at batch size 1; the innermost output feeds the decoder, whose blocks start with ReLU.
+        innermost = i == depth - 1
+        norm = "none" if i == 0 or innermost else "batch"
+        x = down_block(x, f, norm, name=f"down{i + 1}", leaky=not innermost)
         skips.append(x)
 
     for i, f in enumerate(reversed(filters[:-1])):

@@ -1,0 +1,80 @@
+"""Devices, precision and distribution strategy: everything that must be settled before models are built."""
+
+from __future__ import annotations
+
+import os
+
+import keras
+import tensorflow as tf
+
+from pix2pix_tf.config import Config
+from pix2pix_tf.errors import UserError
+
+
+def configure_devices(cpu_devices: int) -> None:
+    """Split the CPU into `cpu_devices` logical devices (for testing multi-device code without a GPU).
+
+    Must run before TensorFlow initialises its devices; a second call with the same count is a no-op.
+    """
+    if cpu_devices <= 1:
+        return
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    wanted = [tf.config.LogicalDeviceConfiguration() for _ in range(cpu_devices)]
+    try:
+        tf.config.set_logical_device_configuration(cpu, wanted)
+    except RuntimeError as error:  # devices already initialised
+        if len(tf.config.list_logical_devices("CPU")) != cpu_devices:
+            raise UserError(f"--cpu-devices {cpu_devices}: TensorFlow devices were already initialised "
+                            f"({error})") from error
+
+
+def has_gpu() -> bool:
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def resolve_precision(precision: str) -> str:
+    """`auto` picks mixed_float16 when a GPU is present, else fp32."""
+    if precision == "auto":
+        return "mixed_float16" if has_gpu() else "fp32"
+    return precision
+
+
+def keras_policy(precision: str) -> str:
+    return "float32" if precision == "fp32" else precision
+
+
+def apply_precision(config: Config) -> str:
+    """Set the global Keras dtype policy for `config.precision`; returns the resolved precision."""
+    precision = resolve_precision(config.precision)
+    keras.mixed_precision.set_global_policy(keras_policy(precision))
+    return precision
+
+
+def resolve_jit_compile(config: Config) -> bool:
+    """XLA only where it was measured faster; on this project's CPUs it made the step slower."""
+    return bool(config.jit_compile) if config.jit_compile is not None else False
+
+
+def make_strategy(config: Config) -> tf.distribute.Strategy:
+    """The tf.distribute strategy for `config.strategy` (auto: mirrored over several GPUs, else one device)."""
+    kind = config.strategy
+    gpus = tf.config.list_logical_devices("GPU")
+    cpus = tf.config.list_logical_devices("CPU")
+    if kind == "auto":
+        kind = "mirrored" if len(gpus) > 1 else "one"
+    if kind == "one":
+        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else cpus[0].name)
+    if kind == "mirrored":
+        devices = [d.name for d in gpus] or [d.name for d in cpus]
+        return tf.distribute.MirroredStrategy(devices=devices)
+    if kind == "multiworker":
+        if "TF_CONFIG" not in os.environ:
+            raise UserError("--strategy multiworker reads the cluster from the TF_CONFIG environment variable, "
+                            "which is not set (see README, 'Training on several machines').")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if kind == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    raise UserError(f"unknown strategy {kind!r}")

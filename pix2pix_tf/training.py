@@ -1,0 +1,342 @@
+"""The pix2pix training loop: a custom `tf.function` GradientTape step under a tf.distribute strategy.
+
+One iteration = (d_steps - 1) extra D updates, one joint G + D update (the paper's step: one G forward
+pass, two tapes), then (g_steps - 1) extra G updates, all on the same batch. The run is resumable: the
+checkpoint holds G, D, both optimisers and the global step, and the data pipeline is a pure function of
+(seed, epoch), so a resumed run skips to the exact batch it stopped at.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pix2pix_tf import data, losses, runtime
+from pix2pix_tf.color import input_to_rgb, output_to_rgb
+from pix2pix_tf.config import Config
+from pix2pix_tf.errors import UserError
+from pix2pix_tf.models import build_discriminator, build_generator
+from pix2pix_tf.visualize import grid, save_gif, save_png
+
+LOSS_NAMES = ("g_gan", "g_l1", "g_total", "d_real", "d_fake")
+
+
+class TrainingDiverged(UserError):
+    """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def learning_rate_factor(epoch: int, epochs: int, epochs_decay: int) -> float:
+    """Constant for `epochs`, then linear decay towards 0 over `epochs_decay` (the paper's schedule)."""
+    return 1.0 - max(0, epoch + 1 - epochs) / float(epochs_decay + 1)
+
+
+@dataclass
+class RunSummary:
+    """What a finished (or stopped) run reports back."""
+
+    step: int
+    epochs_done: float
+    losses: dict[str, float]
+    images_per_second: float
+    stopped_early: str | None
+    export_dir: Path | None
+
+
+class Trainer:
+    """Builds models, optimisers and checkpoints for one Config, and trains them."""
+
+    def __init__(self, config: Config) -> None:
+        runtime.configure_devices(config.cpu_devices)
+        self.config = config
+        self.precision = runtime.apply_precision(config)
+        self.strategy = runtime.make_strategy(config)
+        self.run_dir = config.resolved_run_dir()
+        with self.strategy.scope():
+            self.generator = build_generator(config)
+            self.discriminator = build_discriminator(config)
+            self.g_optimizer = self._make_optimizer(config.lr_g)
+            self.d_optimizer = self._make_optimizer(config.lr_d)
+            self.g_optimizer.build(self.generator.trainable_variables)
+            self.d_optimizer.build(self.discriminator.trainable_variables)
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+        self.checkpoint = tf.train.Checkpoint(
+            generator=self.generator, discriminator=self.discriminator,
+            g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer, step=self.step)
+        self.jit_compile = runtime.resolve_jit_compile(config)
+        self._steps: dict[bool, Callable] = {}
+
+    # --- construction -------------------------------------------------------------------------------------
+    def _make_optimizer(self, learning_rate: float) -> keras.optimizers.Optimizer:
+        optimizer = keras.optimizers.Adam(learning_rate, beta_1=self.config.beta1, beta_2=self.config.beta2)
+        if self.precision == "mixed_float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        return optimizer
+
+    @property
+    def global_batch_size(self) -> int:
+        return self.config.batch_size
+
+    # --- the step -----------------------------------------------------------------------------------------
+    def _average(self, per_example: tf.Tensor) -> tf.Tensor:
+        return tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch_size)
+
+    @staticmethod
+    def _apply(optimizer: keras.optimizers.Optimizer, tape: tf.GradientTape, loss: tf.Tensor,
+               variables: list) -> None:
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            loss = optimizer.scale_loss(loss)
+        optimizer.apply(tape.gradient(loss, variables), variables)
+
+    def _d_loss(self, inputs: tf.Tensor, targets: tf.Tensor, fake: tf.Tensor,
+                seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        real_logits = self.discriminator([inputs, targets], training=True)
+        fake_logits = self.discriminator([inputs, fake], training=True)
+        real_labels, fake_labels = losses.discriminator_labels(
+            tf.shape(real_logits), self.config.label_fuzz, self.config.label_flip, seed)
+        d_real, d_fake = losses.discriminator_loss(real_logits, fake_logits, real_labels, fake_labels,
+                                                   self.config.gan_loss)
+        d_real, d_fake = self._average(d_real), self._average(d_fake)
+        return d_real, d_fake, fake_logits
+
+    def _g_loss(self, fake_logits: tf.Tensor, fake: tf.Tensor,
+                targets: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        g_gan, g_l1, g_total = losses.generator_losses(fake_logits, fake, targets, self.config.gan_loss,
+                                                       self.config.lambda_l1)
+        return self._average(g_gan), self._average(g_l1), self._average(g_total)
+
+    def _replica_step(self, inputs: tf.Tensor, targets: tf.Tensor, step: tf.Tensor,
+                      train_d: bool) -> dict[str, tf.Tensor]:
+        """One iteration on this replica's share of the batch; returns its share of each mean loss."""
+        c = self.config
+        g_vars = self.generator.trainable_variables
+        d_vars = self.discriminator.trainable_variables
+        replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)
+        base_seed = tf.stack([tf.cast(c.seed, tf.int64) * 1000 + replica, step * 16])
+
+        for extra in range(c.d_steps - 1 if train_d else 0):
+            fake = self.generator(inputs, training=True)
+            with tf.GradientTape() as d_tape:
+                d_real, d_fake, _ = self._d_loss(inputs, targets, fake, base_seed + [0, extra + 1])
+                d_loss = 0.5 * (d_real + d_fake)
+            self._apply(self.d_optimizer, d_tape, d_loss, d_vars)
+
+        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+            fake = self.generator(inputs, training=True)
+            d_real, d_fake, fake_logits = self._d_loss(inputs, targets, fake, base_seed)
+            d_loss = 0.5 * (d_real + d_fake)
+            g_gan, g_l1, g_total = self._g_loss(fake_logits, fake, targets)
+        self._apply(self.g_optimizer, g_tape, g_total, g_vars)
+        if train_d:
+            self._apply(self.d_optimizer, d_tape, d_loss, d_vars)
+
+        for _ in range(c.g_steps - 1):
+            with tf.GradientTape() as g_tape:
+                fake = self.generator(inputs, training=True)
+                fake_logits = self.discriminator([inputs, fake], training=True)
+                g_gan, g_l1, g_total = self._g_loss(fake_logits, fake, targets)
+            self._apply(self.g_optimizer, g_tape, g_total, g_vars)
+
+        return {"g_gan": g_gan, "g_l1": g_l1, "g_total": g_total, "d_real": d_real, "d_fake": d_fake}
+
+    def train_step(self, batch: tuple[tf.Tensor, tf.Tensor], train_d: bool = True) -> dict[str, tf.Tensor]:
+        """Run one distributed iteration on a (distributed) batch; returns the global mean losses."""
+        if train_d not in self._steps:
+            def step_fn(inputs: tf.Tensor, targets: tf.Tensor, step: tf.Tensor) -> dict[str, tf.Tensor]:
+                per_replica = self.strategy.run(self._replica_step, args=(inputs, targets, step, train_d))
+                return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+                        for k, v in per_replica.items()}
+            self._steps[train_d] = tf.function(step_fn, jit_compile=self.jit_compile)
+        inputs, targets = batch
+        return self._steps[train_d](inputs, targets, tf.convert_to_tensor(self.step))
+
+    # --- the loop -----------------------------------------------------------------------------------------
+    def set_learning_rates(self, epoch: int) -> float:
+        factor = learning_rate_factor(epoch, self.config.epochs, self.config.epochs_decay)
+        self.g_optimizer.learning_rate = self.config.lr_g * factor
+        self.d_optimizer.learning_rate = self.config.lr_d * factor
+        return factor
+
+    def restore(self, fresh: bool) -> int:
+        """Restore the latest checkpoint unless `fresh`; returns the step to start from."""
+        manager = self.checkpoint_manager()
+        if manager.latest_checkpoint and not fresh:
+            self.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        return int(self.step.numpy())
+
+    def checkpoint_manager(self) -> tf.train.CheckpointManager:
+        if not hasattr(self, "_manager"):
+            self._manager = tf.train.CheckpointManager(self.checkpoint, str(self.run_dir / "checkpoints"),
+                                                       max_to_keep=3, step_counter=self.step)
+        return self._manager
+
+    def save_checkpoint(self) -> None:
+        self.checkpoint_manager().save(checkpoint_number=int(self.step.numpy()))
+
+    def epoch_batches(self, epoch: int, skip: int) -> tf.distribute.DistributedDataset:
+        dataset = data.train_dataset(self.config, epoch)
+        if skip:
+            dataset = dataset.skip(skip)
+        return self.strategy.experimental_distribute_dataset(dataset)
+
+    def generate(self, inputs: np.ndarray) -> np.ndarray:
+        """Colour pictures in [0, 1] for network inputs (inference mode)."""
+        outputs = self.generator(inputs, training=False)
+        return output_to_rgb(inputs, outputs, self._pair_space()).numpy()
+
+    def _pair_space(self) -> str:
+        """How to turn network tensors into pictures: paired sets are RGB both ways."""
+        return "rgb" if is_paired(self.config) else self.config.color_space
+
+    def comparison_rows(self, inputs: np.ndarray, targets: np.ndarray) -> list[list[np.ndarray]]:
+        """INPUT | OUTPUT | TARGET rows as pictures in [0, 1]."""
+        space = self._pair_space()
+        shown_inputs = input_to_rgb(inputs, space).numpy()
+        shown_targets = output_to_rgb(inputs, targets, space).numpy()
+        outputs = self.generate(inputs)
+        return [[i, o, t] for i, o, t in zip(shown_inputs, outputs, shown_targets, strict=True)]
+
+
+def train(config: Config, fresh: bool = False, log: Callable[[str], None] = print) -> RunSummary:
+    """Train (or resume) the run described by `config`, then export the generator."""
+    trainer = Trainer(config)
+    run_dir = trainer.run_dir
+    steps_per_epoch = data.steps_per_epoch(config)
+    total_steps = config.steps or config.total_epochs * steps_per_epoch
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _check_saved_config(config, run_dir, fresh)
+    config.save(run_dir / "config.json")
+    if fresh:
+        for stale in ("checkpoints", "progress"):
+            shutil.rmtree(run_dir / stale, ignore_errors=True)
+    start_step = trainer.restore(fresh)
+    is_chief = _is_chief(trainer.strategy)
+    writer = tf.summary.create_file_writer(str(run_dir / "logs")) if is_chief else tf.summary.create_noop_writer()
+    samples = data.fixed_examples(config, config.progress_samples) if config.progress_samples else None
+
+    with writer.as_default():
+        tf.summary.text("config", "```\n" + config.to_json() + "\n```", step=start_step)
+    log(f"pix2pix: {config.dataset}, {steps_per_epoch} steps/epoch, {total_steps} steps in all, "
+        f"precision {trainer.precision}, {trainer.strategy.num_replicas_in_sync} replica(s), run dir {run_dir}"
+        + (f", resuming at step {start_step}" if start_step else ""))
+
+    started = time.monotonic()
+    images_per_second = 0.0
+    last_losses: dict[str, float] = {}
+    stopped_early: str | None = None
+    step = saved_step = start_step
+    while step < total_steps and stopped_early is None:
+        epoch, skip = divmod(step, steps_per_epoch)
+        factor = trainer.set_learning_rates(epoch)
+        train_d = epoch >= config.g_only_epochs
+        steps_this_epoch = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)
+        progress = keras.utils.Progbar(steps_this_epoch, stateful_metrics=["img/s", *LOSS_NAMES],
+                                       unit_name="step")
+        progress.update(skip)
+        epoch_started = time.monotonic()
+        epoch_images = 0
+        for batch in trainer.epoch_batches(epoch, skip):
+            t0 = time.monotonic()
+            result = trainer.train_step(batch, train_d=train_d)
+            last_losses = {k: float(v) for k, v in result.items()}
+            if not all(math.isfinite(v) for v in last_losses.values()):
+                raise TrainingDiverged(
+                    f"loss became NaN/inf at step {step + 1} ({_format(last_losses)}); the last good checkpoint "
+                    f"in {run_dir / 'checkpoints'} is kept. Try a lower learning rate or --precision fp32.")
+            step += 1
+            trainer.step.assign(step)
+            images_per_second = config.batch_size / max(time.monotonic() - t0, 1e-9)
+            epoch_images += config.batch_size
+            progress.update(step - epoch * steps_per_epoch,
+                            values=[("img/s", images_per_second), *last_losses.items()])
+            with writer.as_default(step=step):
+                for name, value in last_losses.items():
+                    group = "generator" if name.startswith("g_") else "discriminator"
+                    tf.summary.scalar(f"{group}/{name}", value)
+                tf.summary.scalar("learning_rate/g", config.lr_g * factor)
+                tf.summary.scalar("learning_rate/d", config.lr_d * factor)
+                tf.summary.scalar("speed/images_per_second", images_per_second)
+                if samples is not None and step % config.image_every == 0:
+                    picture = grid(trainer.comparison_rows(*samples))
+                    tf.summary.image("input_output_target", picture[None], step=step)
+            if step % config.checkpoint_every == 0 and is_chief:
+                trainer.save_checkpoint()
+                saved_step = step
+            if config.time_budget is not None and time.monotonic() - started > config.time_budget * 60:
+                stopped_early = f"time budget of {config.time_budget:g} min spent"
+            if step >= total_steps or stopped_early:
+                break
+        epoch_done = step % steps_per_epoch == 0
+        if is_chief:
+            if saved_step != step:
+                trainer.save_checkpoint()
+                saved_step = step
+            if epoch_done and samples is not None:
+                _write_progress(trainer, samples, run_dir, epoch + 1)
+        seconds = max(time.monotonic() - epoch_started, 1e-9)
+        log(f"epoch {epoch + 1}/{math.ceil(total_steps / steps_per_epoch)} step {step}: "
+            f"{_format(last_losses)}, {epoch_images / seconds:.2f} img/s, lr x{factor:.3f}"
+            + (f" ({stopped_early})" if stopped_early else ""))
+    writer.flush()
+
+    export_dir = None
+    if is_chief:
+        from pix2pix_tf.export import export_generator
+
+        export_dir = export_generator(trainer.generator, config, config.resolved_export_dir(), step)
+        log(f"exported the generator to {export_dir}")
+    return RunSummary(step=step, epochs_done=step / steps_per_epoch, losses=last_losses,
+                      images_per_second=images_per_second, stopped_early=stopped_early, export_dir=export_dir)
+
+
+def is_paired(config: Config) -> bool:
+    """Paired sets (facades, ...) map A to B; everything else is a colour set."""
+    from pix2pix_tf import builders
+
+    return builders.default_direction(config.dataset) is not None
+
+
+def _format(values: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.4f}" for k, v in values.items())
+
+
+def _is_chief(strategy: tf.distribute.Strategy) -> bool:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0
+                                              and "chief" not in resolver.cluster_spec().as_dict())
+
+
+MODEL_FIELDS = ("color_space", "generator", "ngf", "ndf", "d_layers", "d_norm", "image_size", "dataset")
+
+
+def _check_saved_config(config: Config, run_dir: Path, fresh: bool) -> None:
+    """Refuse to resume a run whose networks were built differently."""
+    saved_path = run_dir / "config.json"
+    if fresh or not saved_path.exists() or not (run_dir / "checkpoints").exists():
+        return
+    saved = json.loads(saved_path.read_text())
+    changed = [f"{name}: {saved.get(name)!r} -> {getattr(config, name)!r}" for name in MODEL_FIELDS
+               if saved.get(name) != getattr(config, name)]
+    if changed:
+        raise UserError(f"{run_dir} holds a run with different networks ({'; '.join(changed)}). "
+                        "Use another --run-dir, or --fresh to start that run over.")
+
+
+def _write_progress(trainer: Trainer, samples: tuple[np.ndarray, np.ndarray], run_dir: Path, epoch: int) -> None:
+    """The study's transition-with-time: one PNG grid per epoch and progress.gif over all of them."""
+    frames_dir = run_dir / "progress"
+    save_png(grid(trainer.comparison_rows(*samples)), frames_dir / f"epoch_{epoch:04d}.png")
+    import imageio.v2 as imageio
+
+    frames = [imageio.imread(path) for path in sorted(frames_dir.glob("epoch_*.png"))]
+    save_gif(frames, run_dir / "progress.gif")
