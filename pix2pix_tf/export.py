@@ -1,0 +1,152 @@
+"""The SavedModel that other TensorFlow programs load: uint8 photos in, uint8 colour photos out.
+
+`export_generator` writes a SavedModel with Keras 3's `keras.export.ExportArchive`. Loading it needs only
+TensorFlow (`tf.saved_model.load(path)`), never this package. All pre- and postprocessing is in the graph.
+
+Endpoints (each is a method of the loaded object and a SavedModel signature; `saved_model_cli show --all`
+lists them):
+
+* ``colorize(images)``, also the ``serving_default`` signature: uint8 ``[N, H, W, C]`` with C = 1 (grey) or
+  3 (colour, turned grey first), any H and W of at least `MIN_SIDE` pixels -> uint8 ``[N, H, W, 3]``.
+  One signature serves both channel counts: its input shape is ``[-1, -1, -1, -1]`` and the graph checks C.
+  "Grey" is the luminance the network was trained on: BT.601 luma for rgb models, CIE L* for lab models.
+  The grey picture is resized to the working size (``config.image_size``) and scaled to [-1, 1]; the
+  generator runs in inference mode (``training=False``). With ``full_resolution`` (the default) the output's
+  chroma (Lab ab; for rgb models taken from the RGB output) is resized back to H x W and joined with the
+  luminance L* of the full-resolution grey input, so fine detail survives; otherwise the network's colour
+  picture itself is resized back to H x W.
+* ``colorize_bytes(encoded)``: string ``[N]`` of encoded JPEG / PNG / GIF / BMP images (sizes may differ)
+  -> string ``[N]`` of PNG-encoded colour images.
+* ``metadata()``: a scalar string tensor holding JSON with ``config`` (the full training Config),
+  ``color_space``, ``step``, ``dataset``, ``image_size``, ``full_resolution``, ``min_side``,
+  ``package_version``, ``format`` and ``endpoints``. Read it with
+  ``json.loads(tf.saved_model.load(path).metadata().numpy())``.
+
+Via signatures (TF Serving, `saved_model_cli run`) the inputs are named ``images`` / ``encoded`` and each
+output is ``output_0``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import tensorflow as tf
+
+from pix2pix_tf import __version__, color
+from pix2pix_tf.config import Config
+from pix2pix_tf.errors import UserError
+
+if TYPE_CHECKING:
+    import keras
+
+MIN_SIDE = 8  # smallest height / width the exported model accepts, in pixels
+FORMAT = "pix2pix-tf-colorizer/1"
+ENDPOINTS = ("colorize", "colorize_bytes", "metadata")
+
+
+def metadata_for(config: Config, step: int) -> dict[str, Any]:
+    """The facts that travel with an export (see the module docstring)."""
+    return {
+        "format": FORMAT,
+        "package_version": __version__,
+        "step": int(step),
+        "dataset": config.dataset,
+        "color_space": config.color_space,
+        "image_size": config.image_size,
+        "full_resolution": config.full_resolution,
+        "min_side": MIN_SIDE,
+        "endpoints": list(ENDPOINTS),
+        "config": config.to_dict(),
+    }
+
+
+def _check_images(images: tf.Tensor) -> tf.Tensor:
+    """In-graph checks with messages a caller can act on; returns the images once they have passed."""
+    shape = tf.shape(images)
+    checks = [
+        tf.debugging.assert_equal(
+            tf.logical_or(tf.equal(shape[3], 1), tf.equal(shape[3], 3)), True,
+            message="colorize: images must have 1 (grey) or 3 (colour) channels, shape [N, H, W, C]"),
+        tf.debugging.assert_greater_equal(
+            tf.minimum(shape[1], shape[2]), MIN_SIDE,
+            message=f"colorize: images must be at least {MIN_SIDE}x{MIN_SIDE} pixels (height and width)"),
+    ]
+    with tf.control_dependencies(checks):
+        return tf.identity(images)
+
+
+def colorize_graph(images: tf.Tensor, generator: keras.Model, config: Config) -> tf.Tensor:
+    """uint8 [N, H, W, 1 or 3] -> uint8 [N, H, W, 3]: the whole exported computation (see module docstring)."""
+    images = _check_images(images)
+    height, width = tf.shape(images)[1], tf.shape(images)[2]
+    # Grey inputs become 3 equal channels so one path serves both (the checks allow only C in {1, 3}).
+    rgb = tf.tile(tf.cast(images, tf.float32) / 255.0, [1, 1, 1, 3 // tf.shape(images)[3]])
+    rgb = tf.ensure_shape(rgb, [None, None, None, 3])
+    if config.color_space == "rgb":
+        grey = tf.repeat(color.rgb_to_gray(rgb), 3, axis=-1)
+        lightness = color.rgb_to_lab(grey)[..., :1]
+        network_input = color.from_unit(grey)
+    else:
+        lightness = color.rgb_to_lab(rgb)[..., :1]
+        network_input = lightness / color.L_SCALE - 1.0
+    small_input = tf.image.resize(network_input, [config.image_size] * 2, antialias=True)
+    small_output = tf.cast(generator(small_input, training=False), tf.float32)
+    if config.full_resolution:
+        if config.color_space == "rgb":
+            small_ab = color.rgb_to_lab(color.output_to_rgb(small_input, small_output, "rgb"))[..., 1:]
+        else:
+            small_ab = small_output * color.AB_SCALE
+        ab = tf.image.resize(small_ab, [height, width])
+        out = color.lab_to_rgb(tf.concat([lightness, ab], axis=-1))
+    else:
+        out = tf.image.resize(color.output_to_rgb(small_input, small_output, config.color_space),
+                              [height, width])
+    return tf.cast(tf.round(tf.clip_by_value(out, 0.0, 1.0) * 255.0), tf.uint8)
+
+
+def export_generator(generator: keras.Model, config: Config, export_dir: str | Path, step: int) -> Path:
+    """Write the colorizing SavedModel of `generator` to `export_dir` (replacing an earlier export there).
+
+    The archive is written next to the target first and moved into place, so a reader never sees half an
+    export. A non-empty `export_dir` that is not a SavedModel is left alone (UserError).
+    """
+    import keras
+
+    export_dir = Path(export_dir)
+    if export_dir.exists() and any(export_dir.iterdir()) and not (export_dir / "saved_model.pb").exists():
+        raise UserError(f"{export_dir} exists and is not a SavedModel; choose another --export-dir")
+    if config.color_space not in ("rgb", "lab"):
+        raise UserError(f"cannot export color_space={config.color_space!r}")
+    meta_json = json.dumps(metadata_for(config, step), sort_keys=True)
+
+    def colorize(images: tf.Tensor) -> tf.Tensor:
+        return colorize_graph(images, generator, config)
+
+    def colorize_one(encoded: tf.Tensor) -> tf.Tensor:
+        image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+        return tf.io.encode_png(colorize(image[None])[0])
+
+    def colorize_bytes(encoded: tf.Tensor) -> tf.Tensor:
+        return tf.map_fn(colorize_one, encoded, fn_output_signature=tf.TensorSpec([], tf.string))
+
+    def metadata() -> tf.Tensor:
+        return tf.constant(meta_json)
+
+    archive = keras.export.ExportArchive()
+    archive.track(generator)
+    archive.add_endpoint("colorize", colorize,
+                         input_signature=[tf.TensorSpec([None, None, None, None], tf.uint8, name="images")])
+    archive.add_endpoint("colorize_bytes", colorize_bytes,
+                         input_signature=[tf.TensorSpec([None], tf.string, name="encoded")])
+    archive.add_endpoint("metadata", metadata, input_signature=[])
+
+    export_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = export_dir.with_name(export_dir.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    archive.write_out(str(staging), verbose=False)
+    shutil.rmtree(export_dir, ignore_errors=True)
+    staging.rename(export_dir)
+    return export_dir

@@ -1,0 +1,189 @@
+"""The exported SavedModel, loaded in a fresh process that never imports pix2pix_tf."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import imageio.v2 as imageio
+import keras
+import numpy as np
+import pytest
+import skimage.data
+import skimage.transform
+
+from pix2pix_tf.config import Config
+from pix2pix_tf.errors import UserError
+from pix2pix_tf.export import MIN_SIDE, export_generator
+from pix2pix_tf.models import build_generator
+
+# Output L* (from the uint8 output) against the L* of the grey input, L* on [0, 100]: uint8 rounding of R, G, B
+# moves L* by well under 1 unit. Where chroma is out of the sRGB gamut for that lightness, lab_to_rgb clips
+# the colour and L* moves more, so the tolerance is on the mean and the 99th percentile, not the maximum.
+L_TOLERANCE_MEAN = 0.3
+L_TOLERANCE_P99 = 1.0
+
+CHECK_SCRIPT = r"""
+import json, sys
+import numpy as np
+import tensorflow as tf
+from skimage.color import rgb2lab
+
+model_dir, photo_path = sys.argv[1], sys.argv[2]
+photo = tf.io.decode_png(tf.io.read_file(photo_path)).numpy()          # [300, 451, 3] uint8
+model = tf.saved_model.load(model_dir)
+out = {"signatures": sorted(model.signatures.keys()), "metadata": json.loads(model.metadata().numpy())}
+
+def error_of(call):
+    try:
+        call()
+    except Exception as err:  # noqa: BLE001 - the message is what is checked
+        return f"{type(err).__name__}: {err}"[:400]
+    return None
+
+colour = model.colorize(photo[None]).numpy()
+grey = np.round(tf.image.rgb_to_grayscale(photo.astype(np.float32)).numpy()).astype(np.uint8)  # [H, W, 1]
+grey_out = model.colorize(grey[None]).numpy()
+grey3_out = model.colorize(np.repeat(grey, 3, axis=-1)[None]).numpy()
+batch = model.colorize(np.zeros((2, 9, 8, 1), np.uint8))
+via_signature = model.signatures["serving_default"](images=tf.constant(grey[None]))["output_0"].numpy()
+out["shapes"] = {"colour": list(colour.shape), "grey": list(grey_out.shape), "batch": batch.shape.as_list()}
+out["dtypes"] = sorted({str(colour.dtype), str(grey_out.dtype), batch.dtype.name})
+out["signature_matches_method"] = bool(np.array_equal(via_signature, grey_out))
+out["grey1_equals_grey3"] = int(np.abs(grey_out.astype(int) - grey3_out.astype(int)).max())
+spread = grey_out[0].max(axis=-1).astype(int) - grey_out[0].min(axis=-1).astype(int)
+out["coloured_pixels"] = float((spread >= 2).mean())
+l_in = rgb2lab(np.repeat(grey, 3, axis=-1) / 255.0)[..., 0]
+l_out = rgb2lab(grey_out[0] / 255.0)[..., 0]
+out["l_diff_mean"] = float(np.abs(l_in - l_out).mean())
+out["l_diff_p99"] = float(np.percentile(np.abs(l_in - l_out), 99))
+out["l_diff_max"] = float(np.abs(l_in - l_out).max())
+
+encoded = tf.stack([tf.io.encode_png(photo), tf.io.encode_jpeg(photo[:33, :17]), tf.io.encode_png(grey)])
+decoded = [tf.io.decode_png(s).numpy() for s in model.colorize_bytes(encoded)]
+out["bytes_shapes"] = [list(d.shape) for d in decoded]
+out["bytes_matches_colorize"] = int(np.abs(decoded[2].astype(int) - grey_out[0].astype(int)).max())
+
+out["errors"] = {
+    "tiny": error_of(lambda: model.colorize(np.zeros((1, 1, 1, 3), np.uint8))),
+    "empty": error_of(lambda: model.colorize(np.zeros((1, 0, 20, 1), np.uint8))),
+    "two_channels": error_of(lambda: model.colorize(np.zeros((1, 20, 20, 2), np.uint8))),
+    "float": error_of(lambda: model.colorize(tf.zeros((1, 20, 20, 3), tf.float32))),
+    "float_signature": error_of(lambda: model.signatures["serving_default"](images=tf.zeros((1, 20, 20, 3)))),
+    "rank3": error_of(lambda: model.colorize(np.zeros((20, 20, 3), np.uint8))),
+    "not_an_image": error_of(lambda: model.colorize_bytes(tf.constant([b"not an image"]))),
+}
+out["imported_pix2pix"] = any(name.startswith("pix2pix_tf") for name in sys.modules)
+print("RESULT " + json.dumps(out))
+"""
+
+
+def run_fresh(model_dir: Path, photo: Path) -> dict:
+    """Load and exercise `model_dir` in a new Python process that does not import pix2pix_tf."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": ""}
+    result = subprocess.run([sys.executable, "-c", CHECK_SCRIPT, str(model_dir), str(photo)],
+                            capture_output=True, text=True, env=env, cwd=model_dir.parent, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = next(ln for ln in result.stdout.splitlines() if ln.startswith("RESULT "))
+    return json.loads(line[len("RESULT "):])
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """skimage's astronaut at an odd size, 300 x 451."""
+    image = skimage.transform.resize(skimage.data.astronaut(), (300, 451), anti_aliasing=True)
+    path = tmp_path_factory.mktemp("photo") / "astronaut.png"
+    imageio.imwrite(path, np.round(image * 255).astype(np.uint8))
+    return path
+
+
+def tiny_config(**changes: object) -> Config:
+    return Config(image_size=32, ngf=4, dataset="tiny").replace(**changes)
+
+
+def tinting_generator(config: Config) -> keras.Model:
+    """A random tiny generator whose last layer is scaled up so that it visibly tints its output."""
+    generator = build_generator(config)
+    layer = generator.get_layer("output_deconv")
+    layer.kernel.assign(layer.kernel * 8.0)
+    return generator
+
+
+@pytest.mark.parametrize("color_space", ["rgb", "lab"])
+def test_round_trip_in_fresh_process(tmp_path: Path, photo: Path, color_space: str) -> None:
+    config = tiny_config(color_space=color_space)
+    export_dir = export_generator(tinting_generator(config), config, tmp_path / "model", step=123)
+    out = run_fresh(export_dir, photo)
+    print(color_space, {key: out[key] for key in ("coloured_pixels", "l_diff_mean", "l_diff_p99", "l_diff_max")})
+
+    assert not out["imported_pix2pix"]
+    assert {"serving_default", "colorize", "colorize_bytes", "metadata"} <= set(out["signatures"])
+    meta = out["metadata"]
+    assert (meta["color_space"], meta["step"], meta["image_size"], meta["dataset"]) == (color_space, 123, 32,
+                                                                                        "tiny")
+    assert meta["config"] == config.to_dict() and meta["package_version"] and meta["full_resolution"]
+
+    assert out["shapes"] == {"colour": [1, 300, 451, 3], "grey": [1, 300, 451, 3], "batch": [2, 9, 8, 3]}
+    assert out["dtypes"] == ["uint8"]
+    assert out["signature_matches_method"]
+    assert out["grey1_equals_grey3"] <= 1  # 3 equal channels -> luma = 0.9999 * v
+    assert out["coloured_pixels"] > 0.01, "a random generator should tint at least some pixels"
+    assert out["l_diff_mean"] < L_TOLERANCE_MEAN and out["l_diff_p99"] < L_TOLERANCE_P99, out
+    assert out["bytes_shapes"] == [[300, 451, 3], [33, 17, 3], [300, 451, 3]]
+    assert out["bytes_matches_colorize"] == 0
+
+    errors = out["errors"]
+    assert all(errors.values()), errors
+    for key in ("tiny", "empty"):
+        assert f"at least {MIN_SIDE}x{MIN_SIDE} pixels" in errors[key]
+    assert "1 (grey) or 3 (colour) channels" in errors["two_channels"]
+    assert "dtype=tf.float32" in errors["float"] and "dtype=tf.uint8" in errors["float"]
+    assert "uint8" in errors["float_signature"]
+    assert "shape=(20, 20, 3)" in errors["rank3"] and "shape=(None, None, None, None)" in errors["rank3"]
+    assert "Unknown image file format" in errors["not_an_image"]
+
+
+def test_plain_resolution_output(tmp_path: Path) -> None:
+    """full_resolution=False: the network's own picture, resized; grey in, same size colour out."""
+    import tensorflow as tf
+
+    config = tiny_config(full_resolution=False)
+    export_generator(build_generator(config), config, tmp_path / "model", step=1)
+    model = tf.saved_model.load(str(tmp_path / "model"))
+    out = model.colorize(np.full((1, 40, 57, 1), 128, np.uint8)).numpy()
+    assert out.shape == (1, 40, 57, 3) and out.dtype == np.uint8
+    assert json.loads(model.metadata().numpy())["full_resolution"] is False
+
+
+def test_reexport_replaces_and_foreign_dir_refused(tmp_path: Path) -> None:
+    import tensorflow as tf
+
+    config = tiny_config()
+    generator = build_generator(config)
+    export_generator(generator, config, tmp_path / "model", step=1)
+    export_generator(generator, config, tmp_path / "model", step=2)
+    assert json.loads(tf.saved_model.load(str(tmp_path / "model")).metadata().numpy())["step"] == 2
+    assert not (tmp_path / "model.partial").exists()
+
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "keep.jpg").write_bytes(b"x")
+    with pytest.raises(UserError, match="not a SavedModel"):
+        export_generator(generator, config, tmp_path / "photos", step=1)
+    assert (tmp_path / "photos" / "keep.jpg").exists()
+
+
+def test_saved_model_cli_lists_signatures(tmp_path: Path) -> None:
+    cli = Path(sys.executable).with_name("saved_model_cli")
+    if not cli.exists():
+        pytest.skip("saved_model_cli is not installed next to this Python")
+    config = tiny_config()
+    export_generator(build_generator(config), config, tmp_path / "model", step=1)
+    result = subprocess.run([str(cli), "show", "--dir", str(tmp_path / "model"), "--all"], capture_output=True,
+                            text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for name in ("serving_default", "colorize", "colorize_bytes", "metadata"):
+        assert f"signature_def['{name}']" in result.stdout
+    assert "DT_UINT8" in result.stdout and "DT_STRING" in result.stdout
