@@ -23,16 +23,22 @@ lists them):
   ``json.loads(tf.saved_model.load(path).metadata().numpy())``.
 
 Via signatures (TF Serving, `saved_model_cli run`) the inputs are named ``images`` / ``encoded`` and each
-output is ``output_0``.
+output is ``output_0``. Note that TensorFlow casts a *NumPy* float array passed to the ``colorize`` method to
+uint8 before the graph sees it (so [0, 1] floats come out black); float `tf.Tensor`s and any float input to
+a signature are refused with a dtype error.
+
+`load_exported` is the loader the evaluate and colorize tools share (TensorFlow only, no Keras).
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import tensorflow as tf
 
 from pix2pix_tf import __version__, color
@@ -150,3 +156,48 @@ def export_generator(generator: keras.Model, config: Config, export_dir: str | P
     shutil.rmtree(export_dir, ignore_errors=True)
     staging.rename(export_dir)
     return export_dir
+
+
+@dataclass
+class ExportedModel:
+    """A loaded colorizing SavedModel: ours, or any whose `serving_default` maps uint8 [N, H, W, C] to
+    uint8 [N, H, W, 3]. `metadata` is our export's metadata, or {} for a SavedModel without it."""
+
+    path: Path
+    metadata: dict[str, Any]
+    signature: Any  # the serving_default ConcreteFunction
+    input_name: str
+
+    @property
+    def color_space(self) -> str:
+        return self.metadata.get("color_space", "rgb")
+
+    def colorize(self, image: np.ndarray) -> np.ndarray:
+        """uint8 [H, W] or [H, W, C] -> uint8 [H, W, 3]; tf.errors.InvalidArgumentError if the model refuses it."""
+        image = np.asarray(image, np.uint8)
+        if image.ndim == 2:
+            image = image[..., None]
+        outputs = self.signature(**{self.input_name: tf.constant(image[None])})
+        return next(iter(outputs.values()))[0].numpy()
+
+
+def load_exported(path: str | Path) -> ExportedModel:
+    """`tf.saved_model.load` with one clear UserError for each way a model folder can be wrong."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"model folder {path} does not exist (train.py exports to saved_models/<dataset>)")
+    if not (path / "saved_model.pb").is_file():
+        raise UserError(f"{path} is not a SavedModel (no saved_model.pb in it)")
+    try:
+        loaded = tf.saved_model.load(str(path))
+    except (ValueError, OSError, tf.errors.OpError) as error:
+        raise UserError(f"cannot load the SavedModel in {path}: {str(error).splitlines()[0]}") from error
+    signature = loaded.signatures.get("serving_default")
+    if signature is None:
+        raise UserError(f"the SavedModel in {path} has no serving_default signature")
+    specs = signature.structured_input_signature[1]
+    spec = next(iter(specs.values()), None)
+    if len(specs) != 1 or spec.dtype != tf.uint8 or spec.shape.rank not in (None, 4):
+        raise UserError(f"the serving_default of {path} does not take one uint8 [N, H, W, C] tensor: {specs}")
+    metadata = json.loads(loaded.metadata().numpy()) if hasattr(loaded, "metadata") else {}
+    return ExportedModel(path=path, metadata=metadata, signature=signature, input_name=next(iter(specs)))

@@ -92,7 +92,7 @@ def run_fresh(model_dir: Path, photo: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def astronaut_png(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """skimage's astronaut at an odd size, 300 x 451."""
     image = skimage.transform.resize(skimage.data.astronaut(), (300, 451), anti_aliasing=True)
     path = tmp_path_factory.mktemp("photo") / "astronaut.png"
@@ -113,10 +113,10 @@ def tinting_generator(config: Config) -> keras.Model:
 
 
 @pytest.mark.parametrize("color_space", ["rgb", "lab"])
-def test_round_trip_in_fresh_process(tmp_path: Path, photo: Path, color_space: str) -> None:
+def test_round_trip_in_fresh_process(tmp_path: Path, astronaut_png: Path, color_space: str) -> None:
     config = tiny_config(color_space=color_space)
     export_dir = export_generator(tinting_generator(config), config, tmp_path / "model", step=123)
-    out = run_fresh(export_dir, photo)
+    out = run_fresh(export_dir, astronaut_png)
     print(color_space, {key: out[key] for key in ("coloured_pixels", "l_diff_mean", "l_diff_p99", "l_diff_max")})
 
     assert not out["imported_pix2pix"]
