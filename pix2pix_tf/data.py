@@ -4,6 +4,10 @@ Each split's decoded images are held in memory once per process (shrunk to the l
 pipeline only indexes into them. Training order and augmentation depend on (config.seed, epoch) alone: the
 order is a NumPy permutation seeded by them, and each example's random crop / flips / zoom use stateless ops
 seeded by (seed, epoch, position in the epoch), so `train_dataset(config, epoch).skip(k)` resumes exactly.
+
+Splits too big for memory (over CACHE_LIMIT_BYTES, e.g. edges2shoes) are streamed from their Source instead
+and shuffled by tf.data with a buffer of SHUFFLE_BUFFER and a seed from (seed, epoch); that order is also
+reproducible, given the same TensorFlow global seed.
 """
 
 from __future__ import annotations
@@ -25,13 +29,16 @@ from pix2pix_tf.sources import SPLITS, Source, load_size, load_source, resolve_d
 logger = logging.getLogger(__name__)
 
 ZOOM_AREA = 0.4  # zoom_crop: a random crop of this fraction of the area, upscaled to full size
+CACHE_LIMIT_BYTES = 2 * 1024**3  # larger splits are streamed rather than held in memory
+SHUFFLE_BUFFER = 2048  # shuffle buffer of streamed splits
 
 Example = dict[str, tf.Tensor]
 
 
 @dataclass
 class SplitData:
-    """One split's images in memory: per key ("image", or "a" and "b"), all pixels flat plus offsets/shapes."""
+    """One split's images: in memory (per key, "image" or "a" and "b": all pixels flat, plus offsets and
+    shapes), or, when too big for that, `stream`: the Source's examples."""
 
     keys: tuple[str, ...]
     pixels: dict[str, tf.Tensor]  # uint8 [total]
@@ -41,6 +48,7 @@ class SplitData:
     paired: bool
     skipped: list[str]
     scanned: int
+    stream: tf.data.Dataset | None = None
 
     def gather(self, index: tf.Tensor) -> Example:
         """Example `index` as {key: uint8 [H, W, 3]}."""
@@ -51,6 +59,13 @@ class SplitData:
             flat = self.pixels[key][start:start + height * width * 3]
             example[key] = tf.ensure_shape(tf.reshape(flat, tf.stack([height, width, 3])), [None, None, 3])
         return example
+
+    def in_order(self) -> tf.data.Dataset:
+        """Every example, {key: uint8 [H, W, 3]}, in the Source's order."""
+        if self.stream is not None:
+            return self.stream
+        return tf.data.Dataset.range(self.size).map(self.gather, num_parallel_calls=tf.data.AUTOTUNE,
+                                                    deterministic=True)
 
 
 _SPLITS: dict[tuple[str, str | None, str, int], SplitData] = {}
@@ -83,8 +98,14 @@ def skipped_summary(config: Config, skipped: list[str], scanned: int) -> str:
 
 
 def _materialize(source: Source, max_short_side: int) -> SplitData:
-    """Decode every example of `source`, shrink those larger than needed, and pack them flat."""
+    """Decode every example of `source`, shrink those larger than needed, and pack them flat (or stream)."""
     keys = ("a", "b") if source.paired else ("image",)
+    first = next(source.examples.take(1).as_numpy_iterator(), None)
+    if first is not None and source.size * sum(_shrink(first[key], max_short_side).nbytes
+                                               for key in keys) > CACHE_LIMIT_BYTES:
+        return SplitData(keys=keys, pixels={}, offsets={}, shapes={}, size=source.size, paired=source.paired,
+                         skipped=source.skipped, scanned=source.scanned,
+                         stream=source.examples.map(lambda example: {key: example[key] for key in keys}))
     arrays: dict[str, list[np.ndarray]] = {key: [] for key in keys}
     for example in source.examples.as_numpy_iterator():
         for key in keys:
@@ -174,9 +195,9 @@ def to_pair(image: tf.Tensor, config: Config, paired: bool) -> tuple[tf.Tensor, 
             tf.ensure_shape(target, [size, size, out_channels]))
 
 
-def _eval_map(config: Config, data: SplitData) -> Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor]]:
-    def transform(index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        image = center_crop(resize_short_side(_stack(data.gather(index)), config.image_size), config.image_size)
+def _eval_map(config: Config, data: SplitData) -> Callable[[Example], tuple[tf.Tensor, tf.Tensor]]:
+    def transform(example: Example) -> tuple[tf.Tensor, tf.Tensor]:
+        image = center_crop(resize_short_side(_stack(example), config.image_size), config.image_size)
         return to_pair(image, config, data.paired)
 
     return transform
@@ -196,12 +217,18 @@ def train_dataset(config: Config, epoch: int) -> tf.data.Dataset:
     _check_batch(config, data)
     base_seed = tf.constant([config.seed, epoch], tf.int64)
 
-    def transform(position: tf.Tensor, index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def transform(position: tf.Tensor, example: Example) -> tuple[tf.Tensor, tf.Tensor]:
         seed = tf.random.experimental.stateless_fold_in(base_seed, position)
-        return to_pair(augment(_stack(data.gather(index)), seed, config), config, data.paired)
+        return to_pair(augment(_stack(example), seed, config), config, data.paired)
 
-    dataset = tf.data.Dataset.from_tensor_slices(epoch_order(config, epoch, data.size)).enumerate()
-    dataset = dataset.map(transform, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if data.stream is None:
+        order = tf.data.Dataset.from_tensor_slices(epoch_order(config, epoch, data.size))
+        examples = order.map(data.gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    else:
+        shuffle_seed = int(np.random.default_rng([config.seed & 0xFFFFFFFF, epoch]).integers(2**31))
+        examples = data.stream.shuffle(min(data.size, SHUFFLE_BUFFER), seed=shuffle_seed,
+                                       reshuffle_each_iteration=False)
+    dataset = examples.enumerate().map(transform, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset.batch(config.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
@@ -223,20 +250,25 @@ def eval_dataset(config: Config, split: str, batch_size: int | None = None) -> t
     data = split_data(config, split)
     if data.size == 0:
         raise UserError(f"{config.dataset} has no {split} examples")
-    dataset = tf.data.Dataset.range(data.size).map(_eval_map(config, data), num_parallel_calls=tf.data.AUTOTUNE,
-                                                   deterministic=True)
+    dataset = data.in_order().map(_eval_map(config, data), num_parallel_calls=tf.data.AUTOTUNE,
+                                  deterministic=True)
     return dataset.batch(batch_size or config.batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 def fixed_examples(config: Config, n: int) -> tuple[np.ndarray, np.ndarray]:
     """The first n un-augmented examples of val (else test, else train) as numpy (input, target).
 
-    Fewer than n come back when that split is smaller.
+    Fewer than n come back when that split is smaller. A split the dataset lacks counts as empty.
     """
     for split in ("val", "test", "train"):
-        data = split_data(config, split)
+        try:
+            data = split_data(config, split)
+        except UserError:
+            if split == "train":
+                raise
+            continue
         if data.size:
-            dataset = tf.data.Dataset.range(min(n, data.size)).map(_eval_map(config, data))
+            dataset = data.in_order().take(n).map(_eval_map(config, data))
             pairs = list(dataset.as_numpy_iterator())
             in_channels, out_channels = (3, 3) if data.paired else channels_for(config)
             size = config.image_size
