@@ -1,0 +1,1 @@
+"""MIT CVCL outdoor scene categories (TFDS builder `cvcl_scenes`)."""

@@ -1,0 +1,1 @@
+"""Berkeley pix2pix paired sets (TFDS builder `pix2pix_paired`)."""
