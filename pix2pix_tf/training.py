@@ -90,11 +90,17 @@ class Trainer:
         return tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch_size)
 
     @staticmethod
-    def _apply(optimizer: keras.optimizers.Optimizer, tape: tf.GradientTape, loss: tf.Tensor,
-               variables: list) -> None:
+    def _scaled(optimizer: keras.optimizers.Optimizer, loss: tf.Tensor) -> tf.Tensor:
+        """The loss to differentiate: multiplied by the loss scale under mixed_float16 (inside the tape)."""
         if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-            loss = optimizer.scale_loss(loss)
-        optimizer.apply(tape.gradient(loss, variables), variables)
+            return optimizer.scale_loss(loss)
+        return loss
+
+    @staticmethod
+    def _apply(optimizer: keras.optimizers.Optimizer, tape: tf.GradientTape, scaled_loss: tf.Tensor,
+               variables: list) -> None:
+        """Differentiate and update; a LossScaleOptimizer unscales and skips non-finite steps itself."""
+        optimizer.apply(tape.gradient(scaled_loss, variables), variables)
 
     def _d_loss(self, inputs: tf.Tensor, targets: tf.Tensor, fake: tf.Tensor,
                 seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
@@ -126,24 +132,26 @@ class Trainer:
             fake = self.generator(inputs, training=True)
             with tf.GradientTape() as d_tape:
                 d_real, d_fake, _ = self._d_loss(inputs, targets, fake, base_seed + [0, extra + 1])
-                d_loss = 0.5 * (d_real + d_fake)
-            self._apply(self.d_optimizer, d_tape, d_loss, d_vars)
+                d_objective = self._scaled(self.d_optimizer, 0.5 * (d_real + d_fake))
+            self._apply(self.d_optimizer, d_tape, d_objective, d_vars)
 
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             fake = self.generator(inputs, training=True)
             d_real, d_fake, fake_logits = self._d_loss(inputs, targets, fake, base_seed)
-            d_loss = 0.5 * (d_real + d_fake)
+            d_objective = self._scaled(self.d_optimizer, 0.5 * (d_real + d_fake))
             g_gan, g_l1, g_total = self._g_loss(fake_logits, fake, targets)
-        self._apply(self.g_optimizer, g_tape, g_total, g_vars)
+            g_objective = self._scaled(self.g_optimizer, g_total)
+        self._apply(self.g_optimizer, g_tape, g_objective, g_vars)
         if train_d:
-            self._apply(self.d_optimizer, d_tape, d_loss, d_vars)
+            self._apply(self.d_optimizer, d_tape, d_objective, d_vars)
 
         for _ in range(c.g_steps - 1):
             with tf.GradientTape() as g_tape:
                 fake = self.generator(inputs, training=True)
                 fake_logits = self.discriminator([inputs, fake], training=True)
                 g_gan, g_l1, g_total = self._g_loss(fake_logits, fake, targets)
-            self._apply(self.g_optimizer, g_tape, g_total, g_vars)
+                g_objective = self._scaled(self.g_optimizer, g_total)
+            self._apply(self.g_optimizer, g_tape, g_objective, g_vars)
 
         return {"g_gan": g_gan, "g_l1": g_l1, "g_total": g_total, "d_real": d_real, "d_fake": d_fake}
 

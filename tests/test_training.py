@@ -1,0 +1,210 @@
+"""The training step and loop: learning on real photos, and each of the study's knobs changing the step."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import skimage.data
+import tensorflow as tf
+
+from pix2pix_tf import data, losses, training
+from pix2pix_tf.color import make_pair
+from pix2pix_tf.config import Config
+from pix2pix_tf.training import Trainer, TrainingDiverged, learning_rate_factor
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def photos() -> tf.Tensor:
+    """Four real photos bundled with scikit-image, as [4, 64, 64, 3] floats in [0, 1]."""
+    images = [skimage.data.astronaut(), skimage.data.coffee(), skimage.data.chelsea(), skimage.data.rocket()]
+    return tf.stack([tf.image.resize(image / 255.0, (SIZE, SIZE)) for image in images])
+
+
+def tiny(**changes) -> Config:
+    base = Config(image_size=SIZE, ngf=8, ndf=8, batch_size=4, g_dropout=0.0, run_dir="unused")
+    return base.replace(**changes)
+
+
+def trainer_for(config: Config) -> Trainer:
+    keras.utils.set_random_seed(1)  # identical initial weights for every trainer built here
+    return Trainer(config)
+
+
+def weights(model: keras.Model) -> list[np.ndarray]:
+    return [w.numpy().copy() for w in model.trainable_weights]
+
+
+def max_change(before: list[np.ndarray], model: keras.Model) -> float:
+    return max(float(np.max(np.abs(b - w.numpy()))) for b, w in zip(before, model.trainable_weights, strict=True))
+
+
+def update_size(before: list[np.ndarray], model: keras.Model) -> float:
+    return float(np.sqrt(sum(np.sum((b - w.numpy()) ** 2) for b, w in zip(before, model.trainable_weights,
+                                                                         strict=True))))
+
+
+@pytest.mark.parametrize("color_space", ["rgb", "lab"])
+def test_fifty_steps_on_real_photos_halve_the_l1_loss(photos: tf.Tensor, color_space: str) -> None:
+    batch = make_pair(photos, color_space)
+    trainer = trainer_for(tiny(ngf=16, ndf=16, g_dropout=0.5, color_space=color_space))
+    l1 = [float(trainer.train_step(batch)["g_l1"]) for _ in range(50)]
+    assert np.mean(l1[-5:]) < 0.65 * np.mean(l1[:3]), l1
+
+
+def test_total_generator_loss_is_gan_plus_lambda_times_l1(photos: tf.Tensor) -> None:
+    batch = make_pair(photos, "rgb")
+    for lambda_l1 in (20.0, 200.0):
+        losses = trainer_for(tiny(lambda_l1=lambda_l1)).train_step(batch)
+        expected = float(losses["g_gan"]) + lambda_l1 * float(losses["g_l1"])
+        assert float(losses["g_total"]) == pytest.approx(expected, rel=1e-5)
+
+
+def test_lambda_changes_the_generator_update(photos: tf.Tensor) -> None:
+    batch = make_pair(photos, "rgb")
+    results = []
+    for lambda_l1 in (0.0, 200.0):
+        trainer = trainer_for(tiny(lambda_l1=lambda_l1))
+        trainer.train_step(batch)
+        results.append(weights(trainer.generator))
+    assert max(float(np.max(np.abs(a - b))) for a, b in zip(*results, strict=True)) > 1e-5
+
+
+def test_fuzzy_labels_change_the_discriminator_loss_deterministically(photos: tf.Tensor) -> None:
+    batch = make_pair(photos, "rgb")
+    sharp = float(trainer_for(tiny()).train_step(batch)["d_real"])
+    fuzzy = [float(trainer_for(tiny(label_fuzz=0.3)).train_step(batch)["d_real"]) for _ in range(2)]
+    assert fuzzy[0] == pytest.approx(fuzzy[1], rel=1e-6)  # same seed, same labels
+    assert abs(fuzzy[0] - sharp) > 1e-3
+
+
+def test_fuzzy_labels_stay_in_range_and_flips_swap_them() -> None:
+    shape = tf.constant([64, 4, 4, 1])
+    seed = tf.constant([0, 0], tf.int64)
+    real, fake = losses.discriminator_labels(shape, fuzz=0.2, flip=0.0, seed=seed)
+    assert 0.8 <= float(tf.reduce_min(real)) < float(tf.reduce_max(real)) <= 1.0
+    assert 0.0 <= float(tf.reduce_min(fake)) < float(tf.reduce_max(fake)) <= 0.2
+    real, fake = losses.discriminator_labels(shape, fuzz=0.0, flip=0.5, seed=seed)
+    swapped = real[:, 0, 0, 0].numpy() == 0.0
+    assert 10 < swapped.sum() < 54  # about half of 64 examples
+    np.testing.assert_array_equal(fake[:, 0, 0, 0].numpy() == 1.0, swapped)
+
+
+def test_extra_d_and_g_steps_run_extra_updates(photos: tf.Tensor) -> None:
+    batch = make_pair(photos, "rgb")
+    for d_steps, g_steps in [(1, 1), (2, 1), (1, 2), (3, 2)]:
+        trainer = trainer_for(tiny(d_steps=d_steps, g_steps=g_steps))
+        trainer.train_step(batch)
+        assert int(trainer.d_optimizer.iterations) == d_steps
+        assert int(trainer.g_optimizer.iterations) == g_steps
+
+
+def test_generator_learning_rate_scales_the_generator_update(photos: tf.Tensor) -> None:
+    batch = make_pair(photos, "rgb")
+    sizes = {}
+    for lr_g in (2e-4, 1e-3):
+        trainer = trainer_for(tiny(lr_g=lr_g))
+        before_g, before_d = weights(trainer.generator), weights(trainer.discriminator)
+        trainer.train_step(batch)
+        sizes[lr_g] = (update_size(before_g, trainer.generator), update_size(before_d, trainer.discriminator))
+    assert sizes[1e-3][0] / sizes[2e-4][0] == pytest.approx(5.0, rel=0.05)  # Adam's first step ~ lr
+    assert sizes[1e-3][1] == pytest.approx(sizes[2e-4][1], rel=1e-4)  # D's update does not depend on lr_g
+
+
+def test_frozen_discriminator_step_leaves_d_untouched(photos: tf.Tensor) -> None:
+    batch = make_pair(photos, "rgb")
+    trainer = trainer_for(tiny(d_steps=2))
+    before_d, before_g = weights(trainer.discriminator), weights(trainer.generator)
+    trainer.train_step(batch, train_d=False)
+    assert max_change(before_d, trainer.discriminator) == 0.0
+    assert int(trainer.d_optimizer.iterations) == 0
+    assert max_change(before_g, trainer.generator) > 0.0
+
+
+@pytest.fixture
+def fake_data(monkeypatch, photos: tf.Tensor):
+    """Stand in for the dataset: 8 crops of real photos, 2 batches of 4 per epoch; `poison` adds NaNs."""
+    state = {"poison_from_step": None}
+
+    def train_dataset(config: Config, epoch: int) -> tf.data.Dataset:
+        x, y = make_pair(tf.concat([photos, tf.image.flip_left_right(photos)], axis=0), config.color_space)
+        dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(config.batch_size, drop_remainder=True)
+        poison = state["poison_from_step"]
+        if poison is not None:
+            steps = data_steps(config)
+            dataset = dataset.enumerate().map(
+                lambda i, pair: (tf.where(i + epoch * steps >= poison, np.nan, pair[0]), pair[1]))
+        return dataset
+
+    def data_steps(config: Config) -> int:
+        return 8 // config.batch_size
+
+    def fixed_examples(config: Config, n: int) -> tuple[np.ndarray, np.ndarray]:
+        x, y = make_pair(photos[:n], config.color_space)
+        return x.numpy(), y.numpy()
+
+    monkeypatch.setattr(data, "train_dataset", train_dataset)
+    monkeypatch.setattr(data, "steps_per_epoch", data_steps)
+    monkeypatch.setattr(data, "fixed_examples", fixed_examples)
+    monkeypatch.setattr(training, "is_paired", lambda config: False)
+    monkeypatch.setattr("pix2pix_tf.export.export_generator",
+                        lambda generator, config, export_dir, step: export_dir)
+    return state
+
+
+def test_generator_only_epochs_freeze_d_then_release_it(fake_data, monkeypatch, tmp_path) -> None:
+    calls: list[bool] = []
+    original = Trainer.train_step
+
+    def recording_step(self, batch, train_d=True):
+        calls.append(train_d)
+        return original(self, batch, train_d=train_d)
+
+    monkeypatch.setattr(Trainer, "train_step", recording_step)
+    config = tiny(run_dir=str(tmp_path / "run"), epochs=3, epochs_decay=0, g_only_epochs=2, progress_samples=0)
+    summary = training.train(config, log=lambda line: None)
+    assert summary.step == 6
+    assert calls == [False, False, False, False, True, True]
+
+
+def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(fake_data, tmp_path) -> None:
+    fake_data["poison_from_step"] = 3
+    config = tiny(run_dir=str(tmp_path / "run"), epochs=3, epochs_decay=0, checkpoint_every=1, progress_samples=0)
+    with pytest.raises(TrainingDiverged, match="NaN/inf at step 4"):
+        training.train(config, log=lambda line: None)
+    assert tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints")).endswith("ckpt-3")
+
+
+def test_run_writes_progress_frames_and_decays_the_learning_rate(fake_data, tmp_path) -> None:
+    config = tiny(run_dir=str(tmp_path / "run"), epochs=1, epochs_decay=2, progress_samples=2, image_every=1)
+    lines: list[str] = []
+    summary = training.train(config, log=lines.append)
+    assert summary.step == 6 and summary.stopped_early is None
+    run = tmp_path / "run"
+    assert sorted(p.name for p in (run / "progress").glob("*.png")) == [
+        "epoch_0001.png", "epoch_0002.png", "epoch_0003.png"]
+    assert (run / "progress.gif").stat().st_size > 0
+    assert any("lr x0.333" in line for line in lines)
+    assert Config.load(run / "config.json") == config
+
+
+def test_learning_rate_is_constant_then_decays_linearly_to_zero() -> None:
+    factors = [learning_rate_factor(epoch, epochs=2, epochs_decay=3) for epoch in range(5)]
+    assert factors == pytest.approx([1.0, 1.0, 0.75, 0.5, 0.25])
+
+
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_computes_in_half_and_keeps_losses_float32(photos: tf.Tensor, precision: str) -> None:
+    batch = make_pair(photos, "rgb")
+    try:
+        trainer = trainer_for(tiny(precision=precision))
+        losses = trainer.train_step(batch)
+        assert trainer.generator.get_layer("down2_conv").compute_dtype == precision.removeprefix("mixed_")
+        assert trainer.generator.output.dtype == "float32"
+        assert all(v.dtype == tf.float32 and np.isfinite(v.numpy()) for v in losses.values())
+        loss_scaled = isinstance(trainer.g_optimizer, keras.optimizers.LossScaleOptimizer)
+        assert loss_scaled == (precision == "mixed_float16")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
