@@ -1,0 +1,227 @@
+"""Score an exported colorizer on a dataset split, always beside the grey baseline.
+
+`python evaluate.py --model saved_models/opencountry --dataset opencountry [--split test] [--data-dir DIR]
+[--out DIR] [--limit N]` loads the SavedModel with `tf.saved_model.load` (no model code), takes each colour
+photo of the split as `load_source` delivers it (whole picture, its own aspect ratio; the folder source keeps
+its short side at the model's working size), makes the grey input itself (BT.601 luma for rgb models, CIE L*
+for lab models, as in training) so no model ever sees colour, and scores the model's output and the grey copy
+itself (the baseline: "colorize" by changing nothing) against the photo with every metric of
+`pix2pix_tf.metrics`.
+
+Writes OUT/metrics.json (means, n, the model's metadata), OUT/per_image.csv, OUT/results.png (INPUT | OUTPUT |
+TARGET) and prints a table. Default OUT: runs/<dataset>/evaluate-<split>.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import argparse  # noqa: E402
+import csv  # noqa: E402
+import dataclasses  # noqa: E402
+import json  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from pix2pix_tf.cli import run_cli  # noqa: E402
+from pix2pix_tf.color import input_to_rgb, make_pair  # noqa: E402
+from pix2pix_tf.config import Config  # noqa: E402
+from pix2pix_tf.errors import UserError  # noqa: E402
+from pix2pix_tf.export import ExportedModel, load_exported  # noqa: E402
+from pix2pix_tf.metrics import METRICS, colorfulness, image_metrics  # noqa: E402
+
+SPLIT_CHOICES = ("train", "val", "test", "all")
+FIGURE_ROWS = 6
+SCALES_NOTE = ("ssim and psnr on RGB in [0, 1]; rmsd_255 on [0, 255], rmsd_pm1 on the network's [-1, 1] "
+               "(= rmsd_255 * 2 / 255); ciede2000 mean over pixels; colorfulness Hasler & Suesstrunk 2003 "
+               "on [0, 255]; psnr capped at 100 dB for identical pictures")
+
+
+@dataclass
+class Scores:
+    """Per-image rows and the means of the model and of the grey baseline."""
+
+    rows: list[dict[str, Any]]
+    model: dict[str, float]
+    baseline: dict[str, float]
+    target_colorfulness: float
+
+    @property
+    def n(self) -> int:
+        return len(self.rows)
+
+
+def grey_version(rgb: np.ndarray, color_space: str) -> np.ndarray:
+    """uint8 colour photo [H, W, 3] -> the grey input a `color_space` model was trained on, uint8 [H, W, 1]."""
+    network_input, _ = make_pair(tf.constant(rgb, tf.float32) / 255.0, color_space)
+    grey = tf.reduce_mean(input_to_rgb(network_input, color_space), axis=-1, keepdims=True)
+    return np.round(grey.numpy() * 255.0).astype(np.uint8)
+
+
+def score_pairs(outputs: Sequence[np.ndarray], targets: Sequence[np.ndarray], greys: Sequence[np.ndarray],
+                names: Sequence[str] | None = None) -> Scores:
+    """Score each output and each grey copy (the baseline) against its target; uint8 pictures of equal size."""
+    if not len(outputs) == len(targets) == len(greys) > 0:
+        raise ValueError(f"need equally many outputs, targets and greys (got {len(outputs)}, {len(targets)}, "
+                         f"{len(greys)}), at least one")
+    rows = []
+    for index, (output, target, grey) in enumerate(zip(outputs, targets, greys, strict=True)):
+        grey_rgb = np.repeat(grey.reshape(*grey.shape[:2], -1)[..., :1], 3, axis=-1)
+        row: dict[str, Any] = {"name": names[index] if names else f"{index:05d}",
+                               "height": target.shape[0], "width": target.shape[1]}
+        row |= {f"model_{k}": v for k, v in image_metrics(output, target).items()}
+        row |= {f"baseline_{k}": v for k, v in image_metrics(grey_rgb, target).items()}
+        row["target_colorfulness"] = colorfulness(target)
+        rows.append(row)
+
+    def mean(key: str) -> float:
+        return float(np.mean([row[key] for row in rows]))
+
+    return Scores(rows=rows, model={k: mean(f"model_{k}") for k in METRICS},
+                  baseline={k: mean(f"baseline_{k}") for k in METRICS},
+                  target_colorfulness=mean("target_colorfulness"))
+
+
+def format_table(scores: Scores) -> str:
+    """Model vs grey baseline, one row per metric."""
+    lines = [f"{'metric':<16}{'model':>12}{'grey baseline':>16}   better", "-" * 52]
+    for key, (label, higher) in METRICS.items():
+        lines.append(f"{label:<16}{scores.model[key]:>12.4f}{scores.baseline[key]:>16.4f}   "
+                     f"{'higher' if higher else 'lower'}")
+    lines.append(f"(target photos' mean colourfulness: {scores.target_colorfulness:.2f}; n = {scores.n})")
+    return "\n".join(lines)
+
+
+def source_config(model: ExportedModel, dataset: str | None, data_dir: str | None) -> Config:
+    """The model's own training Config (when it carries one) pointed at the dataset to score, jitter off."""
+    known = {f.name for f in dataclasses.fields(Config)}
+    saved = {k: v for k, v in model.metadata.get("config", {}).items() if k in known}
+    if not saved and not dataset:
+        raise UserError(f"{model.path} carries no pix2pix-tf metadata; say which photos to score with --dataset")
+    try:
+        config = Config.from_dict(saved).replace(jitter=False)
+        if dataset:
+            config = config.replace(dataset=dataset, data_dir=data_dir)
+        elif data_dir:
+            config = config.replace(data_dir=data_dir)
+    except ValueError as error:
+        raise UserError(str(error)) from error
+    return config
+
+
+def split_photos(config: Config, split: str, limit: int | None) -> tuple[list[tuple[str, np.ndarray]], int]:
+    """[(name, uint8 [H, W, 3])] of `split` ("all": every split; a photo that an earlier split already gave,
+    as a folder of under 3 photos does, is left out) and the number of files the source skipped."""
+    from pix2pix_tf.sources import SPLITS, load_source
+
+    photos: list[tuple[str, np.ndarray]] = []
+    earlier: set[str] = set()
+    skipped = 0
+    for part in SPLITS if split == "all" else (split,):
+        source = load_source(config, part)
+        if source.paired:
+            raise UserError(f"{config.dataset} is a paired set (A -> B); evaluate scores colorization of "
+                            "colour photos: use a colour set such as folder, opencountry or forest")
+        skipped = max(skipped, len(source.skipped))  # the folder source lists its skips in every split
+        counts: dict[str, int] = {}
+        for index, example in enumerate(source.examples.as_numpy_iterator()):
+            origin = source.origins[index] if index < len(source.origins) else f"{part}-{index:05d}"
+            if origin in earlier:
+                continue
+            counts[origin] = counts.get(origin, 0) + 1  # several tiles of one photo: name#2, name#3, ...
+            photos.append((origin if counts[origin] == 1 else f"{origin}#{counts[origin]}", example["image"]))
+            if limit is not None and len(photos) >= limit:
+                return photos, skipped
+        earlier |= set(counts)
+    return photos, skipped
+
+
+def evaluate(model_dir: str | Path, out_dir: str | Path | None = None, dataset: str | None = None,
+             data_dir: str | None = None, split: str = "test", limit: int | None = None) -> dict[str, Any]:
+    """Score the model and the grey baseline on a split; write the report files; return metrics.json's content."""
+    from tqdm import tqdm
+
+    from pix2pix_tf.visualize import save_comparison_figure
+
+    model = load_exported(model_dir)
+    config = source_config(model, dataset, data_dir)
+    out = Path(out_dir) if out_dir else config.resolved_run_dir() / f"evaluate-{split}"
+    photos, files_skipped = split_photos(config, split, limit)
+    if not photos:
+        raise UserError(f"the {split} split of {config.dataset} has no photos to score")
+
+    names, outputs, targets, greys, refused = [], [], [], [], []
+    for name, target in tqdm(photos, desc="colorizing", unit="img"):
+        grey = grey_version(target, model.color_space)
+        try:
+            outputs.append(model.colorize(grey))
+        except tf.errors.InvalidArgumentError as error:
+            refused.append(f"{name}: {error.message.splitlines()[0]}")
+            continue
+        names.append(name)
+        targets.append(target)
+        greys.append(grey)
+    if not outputs:
+        raise UserError(f"the model refused every photo, e.g. {refused[0]}")
+    scores = score_pairs(outputs, targets, greys, names)
+
+    summary: dict[str, Any] = {
+        "model_dir": str(model_dir), "dataset": config.dataset, "split": split, "n_images": scores.n,
+        "refused_by_model": refused, "files_skipped_by_source": files_skipped,
+        "means": {"model": scores.model, "grey_baseline": scores.baseline},
+        "target_colorfulness": scores.target_colorfulness, "scales": SCALES_NOTE,
+        "model_metadata": model.metadata,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    with open(out / "per_image.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(scores.rows[0]))
+        writer.writeheader()
+        writer.writerows(scores.rows)
+    shown = range(min(FIGURE_ROWS, scores.n))
+    save_comparison_figure(
+        [[greys[i], outputs[i], targets[i]] for i in shown], ["INPUT", "OUTPUT", "TARGET"],
+        out / "results.png",
+        row_labels=[f"{names[i][-24:]}\nSSIM {scores.rows[i]['model_ssim']:.3f} "
+                    f"(grey {scores.rows[i]['baseline_ssim']:.3f})" for i in shown])
+    print(format_table(scores))
+    if refused:
+        print(f"{len(refused)} photo(s) refused by the model (listed in metrics.json)")
+    print(f"wrote {out / 'metrics.json'}, per_image.csv and results.png")
+    return summary
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="evaluate.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help="SavedModel folder (e.g. saved_models/opencountry)")
+    parser.add_argument("--dataset", help="dataset to score (default: the one the model was trained on)")
+    parser.add_argument("--data-dir", help="dataset archive / folder (for --dataset folder: the photos)")
+    parser.add_argument("--split", default="test", choices=SPLIT_CHOICES,
+                        help="split to score (all: every split, each photo once); default test")
+    parser.add_argument("--out", help="report folder (default: runs/<dataset>/evaluate-<split>)")
+    parser.add_argument("--limit", type=int, help="score at most N photos")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`pix2pix-evaluate`: exit 0 on success, 2 on a problem the user can fix."""
+    args = build_parser().parse_args(argv)
+    if args.limit is not None and args.limit < 1:
+        build_parser().error("--limit must be at least 1")
+
+    def body() -> int:
+        evaluate(args.model, args.out, args.dataset, args.data_dir, args.split, args.limit)
+        return 0
+
+    return run_cli("evaluate.py", body)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

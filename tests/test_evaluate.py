@@ -1,0 +1,167 @@
+"""evaluate: scores against independent computations, the grey baseline, any SavedModel, clear errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skimage.data
+import tensorflow as tf
+from PIL import Image
+from skimage.color import rgb2lab
+from skimage.metrics import structural_similarity
+
+from pix2pix_tf.config import Config
+from pix2pix_tf.evaluate import grey_version, main, score_pairs
+from pix2pix_tf.export import export_generator
+from pix2pix_tf.models import build_generator
+from pix2pix_tf.sources import SPLITS, load_source
+
+REPO = Path(__file__).resolve().parents[1]
+LUMA = np.array([0.2989, 0.5870, 0.1140])  # ITU-R BT.601, as tf.image.rgb_to_grayscale
+
+
+@pytest.fixture
+def photo_folder(tmp_path: Path) -> Path:
+    """Four real colour photos of odd sizes (PNG), one in a subfolder."""
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    for index, (name, photo) in enumerate([("coffee", skimage.data.coffee()), ("chelsea", skimage.data.chelsea()),
+                                           ("astronaut", skimage.data.astronaut()),
+                                           ("rocket", skimage.data.rocket())]):
+        size = (131 + 10 * index, 90 + 7 * index)  # (width, height)
+        path = folder / ("sub" if index == 3 else "") / f"{name}.png"
+        Image.fromarray(photo).resize(size, Image.Resampling.LANCZOS).save(path)
+    return folder
+
+
+@pytest.fixture
+def tiny_model(tmp_path: Path) -> Path:
+    config = Config(image_size=32, ngf=4, dataset="folder")
+    return export_generator(build_generator(config), config, tmp_path / "model", step=5)
+
+
+def folder_photos(folder: Path) -> list[np.ndarray]:
+    """Every photo of the folder as load_source delivers it for a 32 px model (as evaluate sees them)."""
+    config = Config(dataset="folder", data_dir=str(folder), image_size=32, jitter=False)
+    photos: dict[str, np.ndarray] = {}
+    for split in SPLITS:
+        source = load_source(config, split)
+        for name, example in zip(source.origins, source.examples.as_numpy_iterator(), strict=True):
+            photos[name] = example["image"]
+    return [photos[name] for name in sorted(photos)]
+
+
+def test_perfect_output_and_grey_baseline() -> None:
+    targets = [skimage.data.coffee()[:60, :70], skimage.data.chelsea()[50:120, 100:181]]
+    greys = [grey_version(t, "rgb") for t in targets]
+    scores = score_pairs(targets, targets, greys, names=["coffee", "chelsea"])
+    assert scores.n == 2 and [row["name"] for row in scores.rows] == ["coffee", "chelsea"]
+    assert scores.model["ssim"] == pytest.approx(1.0, abs=1e-6)
+    assert scores.model["ciede2000"] == pytest.approx(0.0, abs=1e-6)
+    assert scores.model["rmsd_255"] == 0.0
+    assert scores.baseline["ssim"] < 0.99 and scores.baseline["ciede2000"] > 1.0
+    assert scores.baseline["colorfulness"] == 0.0 and scores.model["colorfulness"] == scores.target_colorfulness
+    with pytest.raises(ValueError, match="equally many"):
+        score_pairs(targets, targets[:1], greys)
+
+
+def test_grey_version_per_color_space() -> None:
+    photo = skimage.data.astronaut()[::4, ::4]
+    luma = grey_version(photo, "rgb")
+    assert luma.shape == (*photo.shape[:2], 1) and luma.dtype == np.uint8
+    assert np.abs(luma[..., 0].astype(int) - np.round(photo @ LUMA)).max() <= 1
+    lab_grey = grey_version(photo, "lab")
+    lightness = rgb2lab(np.repeat(lab_grey, 3, -1) / 255.0)[..., 0]
+    assert np.abs(lightness - rgb2lab(photo / 255.0)[..., 0]).max() < 0.6  # L* kept up to uint8 rounding
+
+
+def test_cli_matches_independent_scores(tmp_path: Path, photo_folder: Path, tiny_model: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "report"
+    assert main(["--model", str(tiny_model), "--dataset", "folder", "--data-dir", str(photo_folder),
+                 "--split", "all", "--out", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "grey baseline" in table and "SSIM" in table and "RMSD [-1,1]" in table
+
+    summary = json.loads((out / "metrics.json").read_text())
+    assert summary["n_images"] == 4 and summary["model_metadata"]["step"] == 5
+    rows = list(csv.DictReader(open(out / "per_image.csv")))
+    assert sorted(row["name"] for row in rows) == ["astronaut.png", "chelsea.png", "coffee.png", "sub/rocket.png"]
+    assert (out / "results.png").stat().st_size > 0
+
+    # The same numbers, computed here with numpy / scikit-image and the SavedModel called directly.
+    model = tf.saved_model.load(str(tiny_model))
+    expected: dict[str, dict[str, list[float]]] = {"model": {}, "grey_baseline": {}}
+    for target in folder_photos(photo_folder):
+        grey = np.round(target @ LUMA).astype(np.uint8)[..., None]
+        assert np.abs(grey.astype(int) - grey_version(target, "rgb")).max() <= 1
+        grey = grey_version(target, "rgb")  # the same input evaluate used, so the model output is the same
+        output = model.colorize(grey[None]).numpy()[0]
+        for kind, picture in (("model", output), ("grey_baseline", np.repeat(grey, 3, -1))):
+            diff = picture.astype(np.float64) - target
+            mse = np.mean(diff**2)
+            values = expected[kind]
+            values.setdefault("rmsd_255", []).append(np.sqrt(mse))
+            values.setdefault("psnr", []).append(10 * np.log10(255**2 / mse))
+            values.setdefault("ssim", []).append(structural_similarity(
+                picture / 255.0, target / 255.0, data_range=1.0, channel_axis=-1, gaussian_weights=True,
+                sigma=1.5, use_sample_covariance=False))
+    for kind, values in expected.items():
+        means = summary["means"][kind]
+        assert means["rmsd_255"] == pytest.approx(np.mean(values["rmsd_255"]), rel=1e-4)
+        assert means["rmsd_pm1"] == pytest.approx(np.mean(values["rmsd_255"]) * 2 / 255, rel=1e-4)
+        assert means["psnr"] == pytest.approx(np.mean(values["psnr"]), abs=1e-2)
+        assert means["ssim"] == pytest.approx(np.mean(values["ssim"]), abs=0.01)
+    assert summary["means"]["grey_baseline"]["colorfulness"] == 0.0
+
+
+def test_any_savedmodel_with_the_serving_signature(tmp_path: Path, photo_folder: Path) -> None:
+    """A foreign SavedModel that returns its grey input as RGB must score exactly as the grey baseline."""
+
+    class GreyPassThrough(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, None, None, None], tf.uint8)])
+        def serve(self, images: tf.Tensor) -> tf.Tensor:
+            return tf.repeat(images[..., :1], 3, axis=-1)
+
+    module = GreyPassThrough()
+    tf.saved_model.save(module, str(tmp_path / "passthrough"), signatures={"serving_default": module.serve})
+    out = tmp_path / "report"
+    assert main(["--model", str(tmp_path / "passthrough"), "--dataset", "folder", "--data-dir",
+                 str(photo_folder), "--split", "all", "--limit", "3", "--out", str(out)]) == 0
+    summary = json.loads((out / "metrics.json").read_text())
+    assert summary["n_images"] == 3 and summary["model_metadata"] == {}
+    assert summary["means"]["model"] == summary["means"]["grey_baseline"]
+
+
+def test_lab_model(tmp_path: Path, photo_folder: Path) -> None:
+    config = Config(image_size=32, ngf=4, dataset="folder", color_space="lab", data_dir=str(photo_folder))
+    export_generator(build_generator(config), config, tmp_path / "lab", step=1)
+    # --dataset and --data-dir come from the model's own config
+    assert main(["--model", str(tmp_path / "lab"), "--split", "all", "--limit", "2",
+                 "--out", str(tmp_path / "report")]) == 0
+    summary = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert summary["n_images"] == 2 and summary["model_metadata"]["color_space"] == "lab"
+
+
+def test_errors_are_one_line_and_exit_2(tmp_path: Path, tiny_model: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "empty").mkdir()
+    assert main(["--model", str(tmp_path / "empty"), "--dataset", "folder"]) == 2
+    assert "is not a SavedModel" in capsys.readouterr().err
+    assert main(["--model", str(tiny_model), "--dataset", "folder"]) == 2
+    assert "--data-dir" in capsys.readouterr().err
+    assert main(["--model", str(tiny_model), "--dataset", "folder", "--data-dir", str(tmp_path / "nope")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+    result = subprocess.run([sys.executable, str(REPO / "evaluate.py"), "--model", str(tmp_path / "missing"),
+                             "--dataset", "folder"], capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)})
+    assert result.returncode == 2
+    assert "evaluate.py: error: model folder" in result.stderr and "Traceback" not in result.stderr
