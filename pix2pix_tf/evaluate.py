@@ -34,7 +34,7 @@ from pix2pix_tf.cli import run_cli  # noqa: E402
 from pix2pix_tf.color import input_to_rgb, make_pair  # noqa: E402
 from pix2pix_tf.config import Config  # noqa: E402
 from pix2pix_tf.errors import UserError  # noqa: E402
-from pix2pix_tf.export import ExportedModel, load_exported  # noqa: E402
+from pix2pix_tf.export import ExportedModel, load_exported, refusal_reason  # noqa: E402
 from pix2pix_tf.metrics import METRICS, colorfulness, image_metrics  # noqa: E402
 
 SPLIT_CHOICES = ("train", "val", "test", "all")
@@ -163,7 +163,7 @@ def evaluate(model_dir: str | Path, out_dir: str | Path | None = None, dataset: 
         try:
             outputs.append(model.colorize(grey))
         except tf.errors.InvalidArgumentError as error:
-            refused.append(f"{name}: {error.message.splitlines()[0]}")
+            refused.append(f"{name}: {refusal_reason(error)}")
             continue
         names.append(name)
         targets.append(target)

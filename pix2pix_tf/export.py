@@ -33,6 +33,7 @@ a signature are refused with a dtype error.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,6 +180,12 @@ class ExportedModel:
             image = image[..., None]
         outputs = self.signature(**{self.input_name: tf.constant(image[None])})
         return next(iter(outputs.values()))[0].numpy()
+
+
+def refusal_reason(error: tf.errors.InvalidArgumentError) -> str:
+    """The message of an in-graph check (e.g. "colorize: images must be at least 8x8 pixels ...")."""
+    match = re.search(r"assertion failed: \[([^\]]*)\]", error.message)
+    return match.group(1) if match else error.message.strip().splitlines()[-1]
 
 
 def load_exported(path: str | Path) -> ExportedModel:
