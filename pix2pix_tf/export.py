@@ -142,8 +142,9 @@ def export_generator(generator: keras.Model, config: Config, export_dir: str | P
     def metadata() -> tf.Tensor:
         return tf.constant(meta_json)
 
+    # No archive.track(generator): the endpoints capture the variables already, and tracking the model too
+    # would store every weight twice (once as Keras variables), doubling the export's size.
     archive = keras.export.ExportArchive()
-    archive.track(generator)
     archive.add_endpoint("colorize", colorize,
                          input_signature=[tf.TensorSpec([None, None, None, None], tf.uint8, name="images")])
     archive.add_endpoint("colorize_bytes", colorize_bytes,

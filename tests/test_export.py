@@ -167,6 +167,9 @@ def test_reexport_replaces_and_foreign_dir_refused(tmp_path: Path) -> None:
     export_generator(generator, config, tmp_path / "model", step=2)
     assert json.loads(tf.saved_model.load(str(tmp_path / "model")).metadata().numpy())["step"] == 2
     assert not (tmp_path / "model.partial").exists()
+    stored = sum(f.stat().st_size for f in (tmp_path / "model" / "variables").iterdir())
+    weights = sum(w.numpy().nbytes for w in generator.weights)
+    assert weights <= stored < 1.2 * weights, "each weight should be stored once"
 
     (tmp_path / "photos").mkdir()
     (tmp_path / "photos" / "keep.jpg").write_bytes(b"x")
