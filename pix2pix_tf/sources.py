@@ -52,30 +52,28 @@ def load_size(config: Config) -> int:
     return round(config.image_size * JITTER_SCALE) if config.jitter else config.image_size
 
 
-def builders_module() -> ModuleType | None:
-    """`pix2pix_tf.builders` (the TFDS-backed datasets), or None while it does not exist."""
-    try:
-        return importlib.import_module("pix2pix_tf.builders")
-    except ModuleNotFoundError as error:
-        if error.name != "pix2pix_tf.builders":
-            raise
-        return None
+def _builders() -> ModuleType:
+    """`pix2pix_tf.builders` (the TFDS-backed datasets), imported on first use: tensorflow_datasets is slow to load."""
+    return importlib.import_module("pix2pix_tf.builders")
 
 
 def known_datasets() -> list[str]:
     """Every dataset name `load_source` accepts."""
-    builders = builders_module()
-    return [*OWN_DATASETS, *(sorted(builders.DATASETS) if builders else [])]
+    return [*OWN_DATASETS, *sorted(_builders().DATASETS)]
+
+
+def is_paired(config: Config) -> bool:
+    """Paired sets (facades, ...) map an A picture to a B picture; the others are colour photos."""
+    return config.dataset not in OWN_DATASETS and _builders().default_direction(config.dataset) is not None
 
 
 def resolve_direction(config: Config) -> str:
     """AtoB / BtoA for a paired set: the flag, else the dataset's usual direction, else AtoB."""
     if config.direction:
         return config.direction
-    builders = builders_module()
-    if builders is not None and config.dataset in builders.DATASETS:
-        return builders.default_direction(config.dataset) or "AtoB"
-    return "AtoB"
+    if config.dataset in OWN_DATASETS:
+        return "AtoB"
+    return _builders().default_direction(config.dataset) or "AtoB"
 
 
 def load_source(config: Config, split: str) -> Source:
@@ -88,8 +86,8 @@ def load_source(config: Config, split: str) -> Source:
         return sample.load_source(split)
     if config.dataset == "folder":
         return folder_source(config, split)
-    builders = builders_module()
-    if builders is not None and config.dataset in builders.DATASETS:
+    builders = _builders()
+    if config.dataset in builders.DATASETS:
         return builders.load_source(config, split)
     raise UserError(f"unknown dataset {config.dataset!r}; known datasets: {', '.join(known_datasets())}")
 

@@ -20,7 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pix2pix_tf import data, losses, runtime
+from pix2pix_tf import data, losses, runtime, sources
 from pix2pix_tf.color import input_to_rgb, output_to_rgb
 from pix2pix_tf.config import Config
 from pix2pix_tf.errors import UserError
@@ -202,7 +202,7 @@ class Trainer:
 
     def _pair_space(self) -> str:
         """How to turn network tensors into pictures: paired sets are RGB both ways."""
-        return "rgb" if is_paired(self.config) else self.config.color_space
+        return "rgb" if sources.is_paired(self.config) else self.config.color_space
 
     def comparison_rows(self, inputs: np.ndarray, targets: np.ndarray) -> list[list[np.ndarray]]:
         """INPUT | OUTPUT | TARGET rows as pictures in [0, 1]."""
@@ -303,13 +303,6 @@ def train(config: Config, fresh: bool = False, log: Callable[[str], None] = prin
         log(f"exported the generator to {export_dir}")
     return RunSummary(step=step, epochs_done=step / steps_per_epoch, losses=last_losses,
                       images_per_second=images_per_second, stopped_early=stopped_early, export_dir=export_dir)
-
-
-def is_paired(config: Config) -> bool:
-    """Paired sets (facades, ...) map A to B; everything else is a colour set."""
-    from pix2pix_tf import builders
-
-    return builders.default_direction(config.dataset) is not None
 
 
 def _format(values: dict[str, float]) -> str:

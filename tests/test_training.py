@@ -148,7 +148,6 @@ def fake_data(monkeypatch, photos: tf.Tensor):
     monkeypatch.setattr(data, "train_dataset", train_dataset)
     monkeypatch.setattr(data, "steps_per_epoch", data_steps)
     monkeypatch.setattr(data, "fixed_examples", fixed_examples)
-    monkeypatch.setattr(training, "is_paired", lambda config: False)
     monkeypatch.setattr("pix2pix_tf.export.export_generator",
                         lambda generator, config, export_dir, step: export_dir)
     return state
