@@ -207,3 +207,15 @@ def test_mixed_precision_computes_in_half_and_keeps_losses_float32(photos: tf.Te
         assert loss_scaled == (precision == "mixed_float16")
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_time_budget_stops_cleanly_with_a_checkpoint_and_an_export(fake_data, monkeypatch, tmp_path) -> None:
+    exports: list[int] = []
+    monkeypatch.setattr("pix2pix_tf.export.export_generator",
+                        lambda generator, config, export_dir, step: exports.append(step) or export_dir)
+    config = tiny(run_dir=str(tmp_path / "run"), epochs=50, epochs_decay=0, time_budget=1e-6,
+                  progress_samples=0, export_dir=str(tmp_path / "model"))
+    summary = training.train(config, log=lambda line: None)
+    assert summary.stopped_early == "time budget of 1e-06 min spent"
+    assert summary.step == 1 and exports == [1]
+    assert tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints")).endswith("ckpt-1")
