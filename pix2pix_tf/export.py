@@ -18,7 +18,8 @@ lists them):
 * ``colorize_bytes(encoded)``: string ``[N]`` of encoded JPEG / PNG / GIF / BMP images (sizes may differ)
   -> string ``[N]`` of PNG-encoded colour images.
 * ``metadata()``: a scalar string tensor holding JSON with ``config`` (the full training Config),
-  ``color_space``, ``step``, ``dataset``, ``image_size``, ``full_resolution``, ``min_side``,
+  ``color_space``, ``paired`` (a paired-set model, e.g. facades: RGB in, RGB out, no grey and no luminance
+  join), ``step``, ``dataset``, ``image_size``, ``full_resolution``, ``min_side``,
   ``package_version``, ``format`` and ``endpoints``. Read it with
   ``json.loads(tf.saved_model.load(path).metadata().numpy())``.
 
@@ -42,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import tensorflow as tf
 
-from pix2pix_tf import __version__, color
+from pix2pix_tf import __version__, color, sources
 from pix2pix_tf.config import Config
 from pix2pix_tf.errors import UserError
 
@@ -62,6 +63,7 @@ def metadata_for(config: Config, step: int) -> dict[str, Any]:
         "step": int(step),
         "dataset": config.dataset,
         "color_space": config.color_space,
+        "paired": sources.is_paired(config),
         "image_size": config.image_size,
         "full_resolution": config.full_resolution,
         "min_side": MIN_SIDE,
@@ -85,13 +87,21 @@ def _check_images(images: tf.Tensor) -> tf.Tensor:
         return tf.identity(images)
 
 
-def colorize_graph(images: tf.Tensor, generator: keras.Model, config: Config) -> tf.Tensor:
-    """uint8 [N, H, W, 1 or 3] -> uint8 [N, H, W, 3]: the whole exported computation (see module docstring)."""
+def colorize_graph(images: tf.Tensor, generator: keras.Model, config: Config, paired: bool = False) -> tf.Tensor:
+    """uint8 [N, H, W, 1 or 3] -> uint8 [N, H, W, 3]: the whole exported computation (see module docstring).
+
+    A model of a paired set (facades, ...) translates its RGB input as it is: no grey, no luminance join.
+    """
     images = _check_images(images)
     height, width = tf.shape(images)[1], tf.shape(images)[2]
     # Grey inputs become 3 equal channels so one path serves both (the checks allow only C in {1, 3}).
     rgb = tf.tile(tf.cast(images, tf.float32) / 255.0, [1, 1, 1, 3 // tf.shape(images)[3]])
     rgb = tf.ensure_shape(rgb, [None, None, None, 3])
+    if paired:
+        small_input = tf.image.resize(color.from_unit(rgb), [config.image_size] * 2, antialias=True)
+        small_output = color.to_unit(generator(small_input, training=False))
+        out = tf.image.resize(small_output, [height, width])
+        return tf.cast(tf.round(tf.clip_by_value(out, 0.0, 1.0) * 255.0), tf.uint8)
     if config.color_space == "rgb":
         grey = tf.repeat(color.rgb_to_gray(rgb), 3, axis=-1)
         lightness = color.rgb_to_lab(grey)[..., :1]
@@ -127,10 +137,12 @@ def export_generator(generator: keras.Model, config: Config, export_dir: str | P
         raise UserError(f"{export_dir} exists and is not a SavedModel; choose another --export-dir")
     if config.color_space not in ("rgb", "lab"):
         raise UserError(f"cannot export color_space={config.color_space!r}")
-    meta_json = json.dumps(metadata_for(config, step), sort_keys=True)
+    metadata_values = metadata_for(config, step)
+    paired = metadata_values["paired"]
+    meta_json = json.dumps(metadata_values, sort_keys=True)
 
     def colorize(images: tf.Tensor) -> tf.Tensor:
-        return colorize_graph(images, generator, config)
+        return colorize_graph(images, generator, config, paired)
 
     def colorize_one(encoded: tf.Tensor) -> tf.Tensor:
         image = tf.io.decode_image(encoded, channels=3, expand_animations=False)

@@ -64,7 +64,10 @@ def known_datasets() -> list[str]:
 
 def is_paired(config: Config) -> bool:
     """Paired sets (facades, ...) map an A picture to a B picture; the others are colour photos."""
-    return config.dataset not in OWN_DATASETS and _builders().default_direction(config.dataset) is not None
+    if config.dataset in OWN_DATASETS:
+        return False
+    builders = _builders()
+    return config.dataset in builders.DATASETS and builders.default_direction(config.dataset) is not None
 
 
 def resolve_direction(config: Config) -> str:

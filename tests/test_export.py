@@ -196,3 +196,20 @@ def test_saved_model_cli_lists_signatures(tmp_path: Path) -> None:
     for name in ("serving_default", "colorize", "colorize_bytes", "metadata"):
         assert f"signature_def['{name}']" in result.stdout
     assert "DT_UINT8" in result.stdout and "DT_STRING" in result.stdout
+
+
+def test_paired_set_model_translates_its_rgb_input_as_it_is(tmp_path: Path) -> None:
+    import tensorflow as tf
+
+    config = Config(dataset="facades", image_size=32, ngf=4)
+    keras.utils.set_random_seed(0)
+    export_generator(build_generator(config), config, tmp_path / "facades", step=1)
+    loaded = tf.saved_model.load(str(tmp_path / "facades"))
+    assert json.loads(loaded.metadata().numpy())["paired"] is True
+    red = np.zeros([1, 32, 32, 3], np.uint8)
+    red[..., 0] = 200
+    grey = np.repeat(np.round(np.asarray(red, np.float32) @ [[0.2989], [0.587], [0.114]]), 3, -1).astype(np.uint8)
+    serve = loaded.signatures["serving_default"]
+    out_red, out_grey = (serve(tf.constant(image))["output_0"].numpy() for image in (red, grey))
+    assert out_red.shape == (1, 32, 32, 3)
+    assert np.abs(out_red.astype(int) - out_grey.astype(int)).max() > 0  # colour reaches the network
