@@ -1,0 +1,463 @@
+"""Rerun the study's experiments: one JSON grid of Config deltas per experiment, trained, scored and compared.
+
+`python -m pix2pix_tf.experiments list` shows every grid and what each of its variants changes.
+
+`python -m pix2pix_tf.experiments run GRID [--dataset NAME] [--steps N | --epochs N] [any train.py flag]
+[--results-dir DIR] [--split test]` trains every variant of GRID (a grid name or a path to a grid file),
+resuming any whose run exists and skipping any already trained to the same config; exports each; scores each
+export with the evaluator (`pix2pix_tf.evaluate`, model and grey baseline) on one split; and writes to
+RESULTS_DIR (default runs/experiments/<grid>-<dataset>):
+
+* summary.csv and summary.md: one row per variant, the model's and the grey baseline's mean of every metric;
+* charts/<metric>.png (one bar chart per metric) and charts/all_metrics.png (all of them in one figure);
+* comparison.png: INPUT | one column per variant | TARGET on the same photos of the split;
+* gifs/<variant>.gif: each variant's progress GIF (one frame per finished epoch);
+* <variant>/run (checkpoints, logs), <variant>/model (the export), <variant>/evaluate-<split> (the evaluator's
+  report).
+
+A grid file is {"description": str, "variants": {name: {config field: value}}}; each variant's Config is
+`defaults_for(dataset)` plus the command-line flags plus the variant's delta. A flag may not set a field that
+the grid varies (it would erase the comparison). Variants that name their own dataset (the paired grid) take
+no --dataset / --data-dir. Without --steps / --epochs / --epochs-decay every variant trains DEFAULT_STEPS
+steps (a CPU-sized budget); --epochs N alone means N epochs at a constant learning rate and no decay.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import argparse  # noqa: E402
+import csv  # noqa: E402
+import dataclasses  # noqa: E402
+import json  # noqa: E402
+import re  # noqa: E402
+import shutil  # noqa: E402
+import sys  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+from pix2pix_tf.cli import run_cli  # noqa: E402
+from pix2pix_tf.config import Config, add_config_arguments, defaults_for  # noqa: E402
+from pix2pix_tf.errors import UserError  # noqa: E402
+from pix2pix_tf.metrics import METRICS  # noqa: E402
+
+GRIDS_ENV = "PIX2PIX_EXPERIMENTS"  # a folder of grid files to use instead of the shipped ones
+INSTALLED_GRIDS = Path(sys.prefix) / "share" / "pix2pix-tf" / "experiments"  # setup.cfg [options.data_files]
+DEFAULT_STEPS = 200
+DEFAULT_DATASET = "sample"
+FIGURE_ROWS = 4
+VARIANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+RUNNER_FIELDS = ("run_dir", "export_dir")  # set per variant by the runner
+# Fields that change how a run is executed, not what it learns: a finished variant is not retrained for them.
+EXECUTION_FIELDS = ("time_budget", "precision", "jit_compile", "strategy", "cpu_devices", "checkpoint_every",
+                    "image_every")
+BUDGET_FIELDS = ("steps", "epochs", "epochs_decay")
+
+
+@dataclass
+class Grid:
+    """One experiment of the study: named variants, each a delta on the paper's defaults."""
+
+    name: str
+    description: str
+    variants: dict[str, dict[str, Any]]
+
+    @property
+    def varied_fields(self) -> set[str]:
+        return {key for delta in self.variants.values() for key in delta}
+
+
+@dataclass
+class VariantResult:
+    """What happened to one variant: training status, and the evaluator's means when it could score it."""
+
+    name: str
+    changes: str
+    config: Config
+    status: str
+    step: int | None = None
+    n_images: int = 0
+    model: dict[str, float] = field(default_factory=dict)
+    baseline: dict[str, float] = field(default_factory=dict)
+    target_colorfulness: float | None = None
+    note: str = ""
+
+    @property
+    def scored(self) -> bool:
+        return bool(self.model)
+
+
+# --- grids ------------------------------------------------------------------------------------------------
+
+
+def grids_dir() -> Path:
+    """Where the grid files are: $PIX2PIX_EXPERIMENTS, else experiments/ of a source checkout, else the
+    copy a wheel installs under <prefix>/share/pix2pix-tf/experiments."""
+    if os.environ.get(GRIDS_ENV):
+        return Path(os.environ[GRIDS_ENV])
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "setup.cfg").is_file() and (checkout / "experiments").is_dir():
+        return checkout / "experiments"
+    if INSTALLED_GRIDS.is_dir():
+        return INSTALLED_GRIDS
+    raise UserError(f"no experiment grids found (looked in {checkout / 'experiments'} and {INSTALLED_GRIDS}); "
+                    f"set {GRIDS_ENV} to a folder of grid files or pass a grid file's path")
+
+
+def grid_names() -> list[str]:
+    return sorted(path.stem for path in grids_dir().glob("*.json"))
+
+
+def describe(delta: dict[str, Any]) -> str:
+    """A delta as text, e.g. `lambda_l1=20, vflip=True`; "paper defaults" when it is empty."""
+    return ", ".join(f"{key}={value}" for key, value in delta.items()) or "paper defaults"
+
+
+def load_grid(name_or_path: str) -> Grid:
+    """A grid by name (a file of `grids_dir()`) or by path; every variant checked against Config."""
+    path = Path(name_or_path)
+    if not (path.suffix == ".json" and path.is_file()):
+        path = grids_dir() / f"{name_or_path}.json"
+        if not path.is_file():
+            raise UserError(f"unknown grid {name_or_path!r}; the grids are: {', '.join(grid_names())} "
+                            "(or pass the path of a .json grid file)")
+    try:
+        content = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise UserError(f"{path} is not valid JSON: {error}") from error
+    variants = content.get("variants") if isinstance(content, dict) else None
+    if not isinstance(variants, dict) or not variants:
+        raise UserError(f"{path}: expected {{\"description\": ..., \"variants\": {{name: {{field: value}}}}}} "
+                        "with at least one variant")
+    for name, delta in variants.items():
+        if not VARIANT_NAME.match(name):
+            raise UserError(f"{path}: variant name {name!r} must be letters, digits, '_', '.' or '-'")
+        if not isinstance(delta, dict):
+            raise UserError(f"{path}: variant {name!r} must be an object of config fields, got {delta!r}")
+        _check_delta(path, name, delta)
+    return Grid(name=path.stem, description=str(content.get("description", "")), variants=variants)
+
+
+def _check_delta(path: Path, name: str, delta: dict[str, Any]) -> None:
+    known = {f.name for f in dataclasses.fields(Config)}
+    unknown = sorted(set(delta) - known)
+    if unknown:
+        raise UserError(f"{path}: variant {name!r} sets unknown config field(s) {', '.join(unknown)}")
+    reserved = sorted(set(delta) & set(RUNNER_FIELDS))
+    if reserved:
+        raise UserError(f"{path}: variant {name!r} may not set {', '.join(reserved)} (the runner sets them)")
+    try:
+        defaults_for(delta.get("dataset", DEFAULT_DATASET)).replace(**delta)
+    except (TypeError, ValueError) as error:
+        raise UserError(f"{path}: variant {name!r}: {error}") from error
+
+
+# --- configs ----------------------------------------------------------------------------------------------
+
+
+def variant_configs(grid: Grid, results_dir: Path, overrides: dict[str, Any]) -> dict[str, Config]:
+    """Each variant's Config: defaults_for(its dataset) + the command line's `overrides` + its delta."""
+    clash = sorted(set(overrides) & grid.varied_fields)
+    if "dataset" in grid.varied_fields and "data_dir" in overrides:
+        clash.append("data_dir")
+    if clash:
+        flags = ", ".join("--" + name.replace("_", "-") for name in clash)
+        raise UserError(f"the {grid.name} grid varies {', '.join(sorted(grid.varied_fields))}; {flags} would "
+                        "override what it compares (variants that name their own dataset take no --dataset / "
+                        "--data-dir: the builders find their archives, see datasets/README.md)")
+    reserved = sorted(set(overrides) & set(RUNNER_FIELDS))
+    if reserved:
+        raise UserError(f"{', '.join('--' + r.replace('_', '-') for r in reserved)}: the runner puts each "
+                        "variant's run and export under the results folder; use --results-dir")
+    overrides = dict(overrides)
+    if not set(overrides) & set(BUDGET_FIELDS):
+        overrides["steps"] = DEFAULT_STEPS
+    elif "epochs" in overrides and "epochs_decay" not in overrides and "steps" not in overrides:
+        overrides["epochs_decay"] = 0
+    base_dataset = overrides.pop("dataset", DEFAULT_DATASET)
+    configs = {}
+    for name, delta in grid.variants.items():
+        try:
+            config = defaults_for(delta.get("dataset", base_dataset)).replace(**overrides).replace(**delta)
+        except ValueError as error:
+            raise UserError(f"variant {name}: {error}") from error
+        configs[name] = config.replace(run_dir=str(results_dir / name / "run"),
+                                       export_dir=str(results_dir / name / "model"))
+    return configs
+
+
+def default_results_dir(grid: Grid, dataset: str | None) -> Path:
+    """runs/experiments/<grid>-<dataset>, or runs/experiments/<grid> when the variants name their datasets."""
+    if "dataset" in grid.varied_fields:
+        return Path("runs/experiments") / grid.name
+    return Path("runs/experiments") / f"{grid.name}-{dataset or DEFAULT_DATASET}"
+
+
+def _learned_fields(config: Config) -> dict[str, Any]:
+    return {k: v for k, v in config.to_dict().items() if k not in EXECUTION_FIELDS}
+
+
+def is_finished(config: Config) -> bool:
+    """True when this variant's export exists and its run reached its target with the same learned config."""
+    record = Path(config.run_dir or "") / "finished.json"
+    if not record.is_file() or not (config.resolved_export_dir() / "saved_model.pb").is_file():
+        return False
+    saved = json.loads(record.read_text())
+    return saved.get("config") == _learned_fields(config)
+
+
+# --- running ----------------------------------------------------------------------------------------------
+
+
+def train_variant(name: str, config: Config, log: Callable[[str], None]) -> tuple[str, int | None]:
+    """Train (or resume) one variant in this process; returns (status, step)."""
+    import keras
+
+    from pix2pix_tf.training import train
+
+    log(f"\n=== {name}: training ({describe_budget(config)}) ===")
+    try:
+        summary = train(config, log=log)
+    except UserError as error:
+        return f"failed: {error}", None
+    finally:
+        keras.backend.clear_session()
+    if summary.stopped_early:
+        return f"stopped early ({summary.stopped_early}); re-run to resume", summary.step
+    record = {"config": _learned_fields(config), "step": summary.step, "losses": summary.losses}
+    (Path(config.run_dir or "") / "finished.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return "trained", summary.step
+
+
+def describe_budget(config: Config) -> str:
+    budget = f"{config.steps} steps" if config.steps else f"{config.epochs}+{config.epochs_decay} epochs"
+    return f"{config.dataset}, {budget}, {config.image_size} px, batch {config.batch_size}"
+
+
+def score_variant(result: VariantResult, split: str, results_dir: Path) -> None:
+    """Fill `result` with the evaluator's means for its export (model and grey baseline) on `split`; an export
+    scored before (its metrics.json is newer than the export) is not scored again."""
+    from pix2pix_tf.evaluate import evaluate
+
+    export = result.config.resolved_export_dir()
+    if not (export / "saved_model.pb").is_file():
+        result.note = "no export to score"
+        return
+    out = results_dir / result.name / f"evaluate-{split}"
+    saved = out / "metrics.json"
+    if saved.is_file() and saved.stat().st_mtime >= (export / "saved_model.pb").stat().st_mtime:
+        report = json.loads(saved.read_text())  # this export was scored already
+    else:
+        try:
+            report = evaluate(export, out, split=split)
+        except UserError as error:
+            result.note = f"not scored: {error}"
+            return
+    result.step = report["model_metadata"].get("step", result.step)
+    result.n_images = report["n_images"]
+    result.model = report["means"]["model"]
+    result.baseline = report["means"]["grey_baseline"]
+    result.target_colorfulness = report["target_colorfulness"]
+
+
+def run_grid(grid: Grid, configs: dict[str, Config], results_dir: Path, split: str = "test",
+             log: Callable[[str], None] = print) -> list[VariantResult]:
+    """Train every variant not finished yet, score every export, write the summary files and figures."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    results = []
+    for name, config in configs.items():
+        result = VariantResult(name=name, changes=describe(grid.variants[name]), config=config, status="")
+        if is_finished(config):
+            result.status = "finished earlier (not retrained)"
+            log(f"\n=== {name}: {result.status} ===")
+        else:
+            result.status, result.step = train_variant(name, config, log)
+        score_variant(result, split, results_dir)
+        results.append(result)
+    write_reports(grid, results, results_dir, split)
+    log(f"\nwrote {results_dir / 'summary.csv'}, summary.md, charts/, comparison.png and gifs/")
+    log(summary_markdown(grid, results, split))
+    return results
+
+
+# --- reports ----------------------------------------------------------------------------------------------
+
+
+def write_reports(grid: Grid, results: list[VariantResult], results_dir: Path, split: str) -> None:
+    """summary.csv, summary.md, the bar charts, the side-by-side figure and the GIFs."""
+    write_csv(results, results_dir / "summary.csv")
+    (results_dir / "summary.md").write_text(summary_markdown(grid, results, split) + "\n")
+    scored = [r for r in results if r.scored]
+    if scored:
+        save_bar_charts(scored, results_dir / "charts", f"{grid.name}: {split} split")
+        save_side_by_side(scored, split, results_dir / "comparison.png")
+    gifs = results_dir / "gifs"
+    for result in results:
+        progress = Path(result.config.run_dir or "") / "progress.gif"
+        if progress.is_file():
+            gifs.mkdir(exist_ok=True)
+            shutil.copyfile(progress, gifs / f"{result.name}.gif")
+
+
+def write_csv(results: list[VariantResult], path: Path) -> None:
+    columns = ["variant", "changes", "status", "note", "dataset", "image_size", "step", "n_images",
+               *(f"model_{k}" for k in METRICS), *(f"baseline_{k}" for k in METRICS), "target_colorfulness",
+               "export_dir"]
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        for r in results:
+            writer.writerow({
+                "variant": r.name, "changes": r.changes, "status": r.status, "note": r.note,
+                "dataset": r.config.dataset, "image_size": r.config.image_size, "step": r.step,
+                "n_images": r.n_images, **{f"model_{k}": v for k, v in r.model.items()},
+                **{f"baseline_{k}": v for k, v in r.baseline.items()},
+                "target_colorfulness": r.target_colorfulness, "export_dir": r.config.export_dir})
+
+
+def summary_markdown(grid: Grid, results: list[VariantResult], split: str) -> str:
+    """A markdown table: each metric as "model (grey baseline)", the best model value in bold."""
+    scored = [r for r in results if r.scored]
+    lines = [f"### {grid.name}", "", grid.description, ""]
+    if results:
+        lines += [f"Budget: {describe_budget(results[0].config)}. Scored on the {split} split "
+                  f"({', '.join(sorted({str(r.n_images) for r in scored})) or 'no'} image(s)); each cell is "
+                  "model (grey baseline); best model value in bold.", ""]
+    header = ["variant", "changes", "step", *(f"{label} {'↑' if higher else '↓'}"
+                                              for label, higher in METRICS.values())]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    best = {k: (max if higher else min)(r.model[k] for r in scored) for k, (_, higher) in METRICS.items()} \
+        if scored else {}
+    for r in results:
+        if r.scored:
+            cells = [(f"**{r.model[k]:.4f}**" if len(scored) > 1 and r.model[k] == best[k] else f"{r.model[k]:.4f}")
+                     + f" ({r.baseline[k]:.4f})" for k in METRICS]
+        else:
+            cells = [r.note or r.status] + [""] * (len(METRICS) - 1)
+        lines.append("| " + " | ".join([r.name, r.changes, str(r.step if r.step is not None else "-"), *cells])
+                     + " |")
+    unfinished = [f"{r.name}: {r.status}" for r in results if r.status.startswith(("failed", "stopped"))]
+    if unfinished:
+        lines += ["", *unfinished]
+    return "\n".join(lines)
+
+
+def _bar_panel(ax: Any, results: list[VariantResult], key: str) -> None:
+    import numpy as np
+
+    label, higher = METRICS[key]
+    x = np.arange(len(results))
+    for offset, values, name, colour in ((-0.2, [r.model[key] for r in results], "model", "tab:blue"),
+                                         (0.2, [r.baseline[key] for r in results], "grey baseline", "0.6")):
+        bars = ax.bar(x + offset, values, 0.4, label=name, color=colour)
+        ax.bar_label(bars, fmt="%.3g", fontsize=6)
+    if key == "colorfulness" and results[0].target_colorfulness is not None:
+        ax.axhline(results[0].target_colorfulness, color="tab:green", linestyle="--", linewidth=1,
+                   label="target photos")
+    ax.set_xticks(x, [r.name for r in results], rotation=20, ha="right", fontsize=8)
+    ax.set_title(f"{label} ({'higher' if higher else 'lower'} is better)", fontsize=9)
+
+
+def save_bar_charts(results: list[VariantResult], folder: Path, title: str) -> None:
+    """charts/<metric>.png per metric and charts/all_metrics.png: model beside grey baseline per variant."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    width = max(4.0, 1.1 * len(results) + 2)
+    for key in METRICS:
+        fig, ax = plt.subplots(figsize=(width, 3.2))
+        _bar_panel(ax, results, key)
+        ax.legend(fontsize=8)
+        fig.suptitle(title, fontsize=9)
+        fig.tight_layout()
+        fig.savefig(folder / f"{key}.png", dpi=100)
+        plt.close(fig)
+    columns = 3
+    rows = -(-len(METRICS) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(width * columns * 0.8, 3.0 * rows), squeeze=False)
+    for ax, key in zip(axes.flat, METRICS, strict=False):
+        _bar_panel(ax, results, key)
+    for ax in list(axes.flat)[len(METRICS):]:
+        ax.axis("off")
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(folder / "all_metrics.png", dpi=100)
+    plt.close(fig)
+
+
+def save_side_by_side(results: list[VariantResult], split: str, path: Path) -> None:
+    """INPUT | each variant's output | TARGET on the first FIGURE_ROWS photos of `split`, for every export."""
+    from pix2pix_tf.evaluate import grey_version, source_config, split_photos
+    from pix2pix_tf.export import load_exported
+    from pix2pix_tf.visualize import save_comparison_figure
+
+    models = [load_exported(r.config.resolved_export_dir()) for r in results]
+    photos, _ = split_photos(source_config(models[0], None, None), split, FIGURE_ROWS)
+    rows = []
+    for _, target in photos:
+        outputs = [model.colorize(grey_version(target, model.color_space)) for model in models]
+        rows.append([grey_version(target, models[0].color_space), *outputs, target])
+    save_comparison_figure(rows, ["INPUT", *(r.name for r in results), "TARGET"], path,
+                           row_labels=[name[-24:] for name, _ in photos])
+
+
+# --- command line -----------------------------------------------------------------------------------------
+
+
+def list_grids(out: Callable[[str], None] = print) -> None:
+    """Every grid, its description, and what each of its variants changes."""
+    out(f"experiment grids in {grids_dir()}:")
+    for name in grid_names():
+        grid = load_grid(name)
+        out(f"\n{name}: {grid.description}")
+        width = max(len(v) for v in grid.variants)
+        for variant, delta in grid.variants.items():
+            out(f"  {variant:<{width}}  {describe(delta)}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pix2pix_tf.experiments",
+                                     description="Rerun the study's experiment grids and compare the variants.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="show every grid and what each variant changes")
+    run = commands.add_parser(
+        "run", help="train, score and compare every variant of a grid",
+        epilog=f"Without --steps/--epochs/--epochs-decay each variant trains {DEFAULT_STEPS} steps; --epochs N "
+               "alone means N epochs and no decay (the paper: --epochs 100 --epochs-decay 100). Re-running "
+               "resumes unfinished variants and skips finished ones.")
+    run.add_argument("grid", help="grid name (see `list`) or path to a grid .json file")
+    run.add_argument("--results-dir", help="output folder (default: runs/experiments/<grid>-<dataset>)")
+    run.add_argument("--split", default="test", choices=("train", "val", "test"),
+                     help="split the evaluator scores and the figure shows (default: test)")
+    add_config_arguments(run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m pix2pix_tf.experiments list | run GRID ...`: 0 on success, 2 on a problem the user can fix."""
+    args = build_parser().parse_args(argv)
+
+    def body() -> int:
+        if args.command == "list":
+            list_grids()
+            return 0
+        grid = load_grid(args.grid)
+        overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config)
+                     if getattr(args, f.name, None) is not None}
+        results_dir = Path(args.results_dir) if args.results_dir else default_results_dir(grid, args.dataset)
+        results = run_grid(grid, variant_configs(grid, results_dir, overrides), results_dir, args.split)
+        return 0 if all(not r.status.startswith("failed") for r in results) else 1
+
+    return run_cli("experiments", body)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
