@@ -1,0 +1,107 @@
+"""experiments: every study grid is listed; a tiny grid runs end to end; a resumed grid retrains nothing."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pix2pix_tf import experiments
+from pix2pix_tf.errors import UserError
+from pix2pix_tf.metrics import METRICS
+
+PhotoFolderFactory = Callable[..., Path]
+STUDY_VARIANTS = {
+    "generator": {"unet", "encoder_decoder"},
+    "lambda": {"lambda20", "lambda100", "lambda200"},
+    "augmentation": {"jitter_mirror", "random_crops", "inversion", "crops_inversion"},
+    "fuzzy_labels": {"sharp_labels", "fuzzy_labels"},
+    "d_batchnorm_dropout": {"d_plain", "d_batchnorm", "d_batchnorm_dropout"},
+    "update_ratio": {"d1_g1", "d2_g1", "d1_g2"},
+    "g_only": {"joint", "g_only_5_epochs"},
+    "g_learning_rate": {"lr_g_2e-4", "lr_g_4e-4", "lr_g_1e-3"},
+    "paired": {"facades", "cityscapes"},
+}
+TINY = ["--dataset", "folder", "--image-size", "64", "--ngf", "4", "--ndf", "4", "--batch-size", "4",
+        "--steps", "3", "--progress-samples", "2"]
+
+
+def test_list_names_every_variant_of_the_study(capsys: pytest.CaptureFixture[str]) -> None:
+    assert experiments.main(["list"]) == 0
+    listing = capsys.readouterr().out
+    assert set(experiments.grid_names()) == set(STUDY_VARIANTS)
+    for grid, variants in STUDY_VARIANTS.items():
+        assert f"\n{grid}: " in listing
+        assert set(experiments.load_grid(grid).variants) == variants
+        for variant in variants:
+            assert f"  {variant} " in listing
+    for change in ["generator=encoder_decoder", "lambda_l1=20", "lambda_l1=200", "zoom_crop=0.5", "vflip=True",
+                   "label_fuzz=0.1", "d_norm=batch, d_dropout=0.5", "d_steps=2", "g_steps=2", "g_only_epochs=5",
+                   "lr_g=0.001", "dataset=facades, direction=BtoA", "dataset=cityscapes, direction=BtoA"]:
+        assert change in listing
+
+
+def test_bad_grids_and_clashing_flags_are_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"variants": {"a": {"lamda_l1": 5}}}))
+    with pytest.raises(UserError, match="unknown config field.*lamda_l1"):
+        experiments.load_grid(str(bad))
+    bad.write_text(json.dumps({"variants": {"a": {"generator": "resnet"}}}))
+    with pytest.raises(UserError, match="generator='resnet'"):
+        experiments.load_grid(str(bad))
+    with pytest.raises(UserError, match="unknown grid 'nope'"):
+        experiments.load_grid("nope")
+    lam = experiments.load_grid("lambda")
+    with pytest.raises(UserError, match="--lambda-l1 would override"):
+        experiments.variant_configs(lam, tmp_path, {"lambda_l1": 50.0})
+    with pytest.raises(UserError, match="--dataset, --data-dir"):
+        experiments.variant_configs(experiments.load_grid("paired"), tmp_path, {"dataset": "x", "data_dir": "y"})
+    configs = experiments.variant_configs(lam, tmp_path / "out", {"dataset": "folder", "image_size": 64})
+    assert {name: c.lambda_l1 for name, c in configs.items()} == {"lambda20": 20, "lambda100": 100,
+                                                                    "lambda200": 200}
+    assert all(c.steps == experiments.DEFAULT_STEPS and c.image_size == 64 for c in configs.values())
+    assert configs["lambda20"].export_dir == str(tmp_path / "out" / "lambda20" / "model")
+    by_epochs = experiments.variant_configs(lam, tmp_path, {"epochs": 3})["lambda100"]
+    assert (by_epochs.steps, by_epochs.epochs, by_epochs.epochs_decay) == (None, 3, 0)
+    paired = experiments.variant_configs(experiments.load_grid("paired"), tmp_path, {})
+    assert {c.dataset for c in paired.values()} == {"facades", "cityscapes"}
+
+
+def test_tiny_grid_end_to_end_then_resumed_without_retraining(
+        tmp_path: Path, make_photo_folder: PhotoFolderFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    grid_file = tmp_path / "tiny.json"
+    grid_file.write_text(json.dumps({"description": "two tiny variants",
+                                     "variants": {"base": {}, "l20": {"lambda_l1": 20}}}))
+    photos = make_photo_folder(12)
+    results = tmp_path / "results"
+    argv = ["run", str(grid_file), *TINY, "--data-dir", str(photos), "--results-dir", str(results)]
+    assert experiments.main(argv) == 0
+
+    with open(results / "summary.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["variant"] for row in rows] == ["base", "l20"]
+    for row in rows:
+        assert row["status"] == "trained" and row["step"] == "3" and int(row["n_images"]) >= 1
+        assert all(math.isfinite(float(row[f"{who}_{key}"])) for who in ("model", "baseline") for key in METRICS)
+        assert float(row["baseline_colorfulness"]) == 0.0
+    assert rows[0]["baseline_ssim"] == rows[1]["baseline_ssim"]  # the same photos for every variant
+    table = (results / "summary.md").read_text()
+    assert "| base | paper defaults | 3 |" in table and "| l20 | lambda_l1=20 | 3 |" in table
+    for name in [*(f"charts/{k}.png" for k in METRICS), "charts/all_metrics.png", "comparison.png",
+                 "gifs/base.gif", "gifs/l20.gif"]:
+        assert (results / name).stat().st_size > 0, name
+    exported = {name: (results / name / "model" / "saved_model.pb").stat().st_mtime_ns for name in ("base", "l20")}
+
+    def no_training(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a finished variant was retrained")
+
+    monkeypatch.setattr("pix2pix_tf.training.train", no_training)
+    assert experiments.main(argv) == 0
+    with open(results / "summary.csv") as handle:
+        assert [row["status"] for row in csv.DictReader(handle)] == ["finished earlier (not retrained)"] * 2
+    assert exported == {name: (results / name / "model" / "saved_model.pb").stat().st_mtime_ns
+                        for name in ("base", "l20")}
