@@ -88,6 +88,9 @@ class Config:
     progress_samples: int = field(default=4, metadata={"help": "fixed validation inputs in progress.gif"})
     full_resolution: bool = field(default=True, metadata={"help": "export recombines chroma with the "
                                                                   "full-resolution luminance"})
+    chroma_scale: float | None = field(default=None, metadata={"help": "export multiplies the output's Lab "
+                                                                       "ab by this; default: chosen on val "
+                                                                       "after training"})
 
     def resolved_run_dir(self) -> Path:
         return Path(self.run_dir or f"runs/{self.dataset}")
@@ -147,6 +150,8 @@ class Config:
         for name in ["label_fuzz", "label_flip", "zoom_crop", "d_dropout", "g_dropout"]:
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.chroma_scale is not None and self.chroma_scale < 0:
+            raise ValueError(f"chroma_scale must be >= 0, got {self.chroma_scale}")
         if self.steps is not None and self.steps < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
         if self.image_size % 32:

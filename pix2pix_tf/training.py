@@ -297,9 +297,17 @@ def train(config: Config, fresh: bool = False, log: Callable[[str], None] = prin
 
     export_dir = None
     if is_chief:
+        from pix2pix_tf.calibration import calibrate
         from pix2pix_tf.export import export_generator
 
-        export_dir = export_generator(trainer.generator, config, config.resolved_export_dir(), step)
+        export_config = config
+        if config.chroma_scale is None and not sources.is_paired(config):
+            calibration = calibrate(trainer.generator, config)
+            calibration.save(run_dir / "calibration.json")
+            export_config = config.replace(chroma_scale=calibration.scale)
+            log(f"chroma scale {calibration.scale:g} (lowest mean CIEDE2000 on {calibration.n_photos} "
+                f"{calibration.split} photo(s): {_format(calibration.ciede2000)})")
+        export_dir = export_generator(trainer.generator, export_config, config.resolved_export_dir(), step)
         log(f"exported the generator to {export_dir}")
     return RunSummary(step=step, epochs_done=step / steps_per_epoch, losses=last_losses,
                       images_per_second=images_per_second, stopped_early=stopped_early, export_dir=export_dir)
