@@ -1,0 +1,205 @@
+"""Colour quality on photos no model trained on: the default recipe beside the grey copy and the RGB recipe.
+
+    python bench/quality.py [--budget 60] [--train-dir DIR] [--image-size 128] [--out runs/quality] [--toy]
+                            [any train.py flag, given to both trainings]
+
+Trains two models with the project's own CLI (`train.py --dataset folder --data-dir TRAIN --time-budget B`),
+one after the other, each with the same wall-clock budget:
+
+* model: the project's defaults for colorization (plus any extra flags given here);
+* rgb recipe: the study's plain recipe, grey RGB -> RGB (`--color-space rgb`) with no chroma calibration
+  (`--chroma-scale 1`).
+
+Then scores both exports with the evaluator (`pix2pix_tf.evaluate`, `--split all`) on DIFFERENT photos: the
+colour photos bundled with scikit-image and scikit-learn, written to OUT/test_photos (split by photo, never
+by tile). Training photos: `--train-dir`, else the dev photos that `../shared/data/get-dev-photos` fetches.
+`--toy` is the smoke test: a few seconds of training at 64 px on scikit-image's photos, tested on
+scikit-learn's china and flower.
+
+Writes OUT/quality.json, OUT/quality.md (the table, the budget, the machine) and the INPUT | OUTPUT | TARGET
+figures OUT/quality_model.png and OUT/quality_rgb_recipe.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+GET_DEV_PHOTOS = REPO.parent / "shared" / "data" / "get-dev-photos"
+SKIMAGE_TEST = {"astronaut": "astronaut.png", "coffee": "coffee.png", "chelsea": "chelsea.png",
+                "rocket": "rocket.jpg", "motorcycle": "motorcycle_left.png"}
+SKLEARN_TEST = {"china": "china.jpg", "flower": "flower.jpg"}
+TOY_BUDGET = 0.01  # minutes: the first step, then a clean stop
+TOY_IMAGE_SIZE = 64
+RECIPES = {"model": [], "rgb_recipe": ["--color-space", "rgb", "--chroma-scale", "1"]}
+ROWS = (("grey copy", "grey"), ("RGB recipe", "rgb_recipe"), ("model (defaults)", "model"))
+METRIC_COLUMNS = (("SSIM", "ssim", True), ("PSNR dB", "psnr", True), ("CIEDE2000", "ciede2000", False),
+                  ("RMSD [0,255]", "rmsd_255", False), ("colourfulness", "colorfulness", True))
+
+
+def bundled_photos(names: dict[str, str], package: str) -> dict[str, Path]:
+    """Photo name -> file for photos shipped inside scikit-image ("skimage") or scikit-learn ("sklearn")."""
+    if package == "skimage":
+        import skimage.data
+
+        folder = Path(skimage.data.data_dir)
+    else:
+        import sklearn.datasets
+
+        folder = Path(sklearn.datasets.__file__).parent / "images"
+    return {name: folder / file for name, file in names.items() if (folder / file).is_file()}
+
+
+def copy_photos(photos: dict[str, Path], folder: Path) -> Path:
+    """Copy photos into a fresh `folder` as NAME.ext; returns the folder."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for name, path in photos.items():
+        shutil.copy(path, folder / f"{name}{path.suffix}")
+    return folder
+
+
+def dev_photos(folder: Path) -> Path:
+    """The development photos, fetched into `folder` with get-dev-photos unless already there."""
+    if folder.is_dir() and any(folder.glob("*.jpg")):
+        return folder
+    if not GET_DEV_PHOTOS.is_file():
+        raise SystemExit(f"no --train-dir given and {GET_DEV_PHOTOS} does not exist: pass a folder of photos")
+    subprocess.run([str(GET_DEV_PHOTOS), str(folder)], check=True)
+    return folder
+
+
+def machine() -> str:
+    """CPU model and core count (lscpu where available) and whether a GPU was visible."""
+    model = platform.processor() or platform.machine()
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        model = next(line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name"))
+    except (OSError, subprocess.CalledProcessError, StopIteration):
+        pass
+    import tensorflow as tf
+
+    gpus = len(tf.config.list_physical_devices("GPU"))
+    return f"{model}, {os.cpu_count()} cores visible, {gpus} GPU(s), {platform.system()}"
+
+
+def train(name: str, train_dir: Path, out: Path, budget: float, image_size: int, extra: list[str]) -> float:
+    """Run train.py for one recipe; returns its wall-clock seconds. Output goes to OUT/NAME-train.log."""
+    command = [sys.executable, str(REPO / "train.py"), "--dataset", "folder", "--data-dir", str(train_dir),
+               "--image-size", str(image_size), "--time-budget", f"{budget:g}", "--fresh",
+               "--run-dir", str(out / "runs" / name), "--export-dir", str(out / "models" / name),
+               *extra, *RECIPES[name]]
+    started = time.monotonic()
+    with open(out / f"{name}-train.log", "w") as log:
+        log.write(" ".join(command) + "\n")
+        log.flush()
+        result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    if result.returncode:
+        raise SystemExit(f"train.py failed for {name} (exit {result.returncode}); see {out / f'{name}-train.log'}")
+    return time.monotonic() - started
+
+
+def target_check(model: dict[str, float], grey: dict[str, float], target_colorfulness: float) -> dict[str, bool]:
+    """The issue's target, criterion by criterion."""
+    return {"ciede2000_better_than_grey": model["ciede2000"] < grey["ciede2000"],
+            "psnr_better_than_grey": model["psnr"] > grey["psnr"],
+            "ssim_at_least_grey": model["ssim"] >= grey["ssim"],
+            "colourfulness_at_least_half_truth": model["colorfulness"] >= 0.5 * target_colorfulness}
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The table and the facts of the run, as Markdown."""
+    header = "| | " + " | ".join(label for label, _, _ in METRIC_COLUMNS) + " |"
+    lines = [header, "|---" * (len(METRIC_COLUMNS) + 1) + "|"]
+    for label, key in ROWS:
+        row = report["rows"][key]
+        lines.append(f"| {label} | " + " | ".join(f"{row[m]:.4f}" if m == "ssim" else f"{row[m]:.2f}"
+                                                  for _, m, _ in METRIC_COLUMNS) + " |")
+    lines.append(f"| truth | | | | | {report['target_colorfulness']:.2f} |")
+    runs = report["training"]
+    facts = [
+        "",
+        f"Budget: {report['budget_minutes']:g} min of training per model (run one after the other), "
+        f"{report['image_size']} px; machine: {report['machine']}.",
+        f"Trained on {report['train_photos']} photos in {report['train_dir']}; scored on "
+        f"{report['n_test_images']} held-out photos ({', '.join(report['test_photos'])}), short side at the "
+        "working size, every split.",
+    ]
+    for key, run in runs.items():
+        facts.append(f"- {key}: {run['steps']} steps, colour space {run['color_space']}, chroma scale "
+                     f"{run['chroma_scale']:g}, {run['wall_seconds']:.0f} s wall (train.py incl. start-up, "
+                     "calibration, export)")
+    facts.append("Higher is better for SSIM, PSNR, colourfulness; lower for CIEDE2000 and RMSD. The grey copy is "
+                 "the model's grey input (CIE L* for lab models, BT.601 luma for rgb ones) returned unchanged.")
+    checks = ", ".join(f"{k}: {'yes' if v else 'no'}" for k, v in report["target_met"].items())
+    facts.append(f"Target (model vs grey): {checks}.")
+    return "\n".join(lines + facts) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench/quality.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--budget", type=float, default=60.0, help="training minutes per model (default 60)")
+    parser.add_argument("--train-dir", type=Path, help="folder of training photos (default: the dev photos)")
+    parser.add_argument("--image-size", type=int, default=128, help="working size (default 128 for CPU)")
+    parser.add_argument("--out", type=Path, default=REPO / "runs" / "quality", help="report folder")
+    parser.add_argument("--toy", action="store_true", help="smoke test: seconds of training at 64 px")
+    args, extra = parser.parse_known_args(argv)
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    budget = TOY_BUDGET if args.toy else args.budget
+    image_size = TOY_IMAGE_SIZE if args.toy else args.image_size
+
+    if args.toy:
+        train_dir = args.train_dir or copy_photos(bundled_photos(SKIMAGE_TEST, "skimage"), out / "train_photos")
+        test_dir = copy_photos(bundled_photos(SKLEARN_TEST, "sklearn"), out / "test_photos")
+    else:
+        train_dir = args.train_dir or dev_photos(out / "dev_photos")
+        test_dir = copy_photos(bundled_photos(SKIMAGE_TEST, "skimage") | bundled_photos(SKLEARN_TEST, "sklearn"),
+                               out / "test_photos")
+    train_dir = Path(train_dir).resolve()
+
+    from pix2pix_tf.evaluate import evaluate
+
+    training: dict[str, dict[str, Any]] = {}
+    evaluations: dict[str, dict[str, Any]] = {}
+    for name in RECIPES:
+        seconds = train(name, train_dir, out, budget, image_size, extra)
+        evaluations[name] = evaluate(out / "models" / name, out / "eval" / name, "folder", str(test_dir), "all")
+        meta = evaluations[name]["model_metadata"]
+        training[name] = {"steps": meta["step"], "color_space": meta["color_space"],
+                          "chroma_scale": meta["chroma_scale"], "wall_seconds": seconds}
+        shutil.copy(out / "eval" / name / "results.png", out / f"quality_{name}.png")
+
+    means = {name: evaluations[name]["means"]["model"] for name in RECIPES}
+    rows = {"grey": evaluations["model"]["means"]["grey_baseline"], **means}
+    target_colorfulness = evaluations["model"]["target_colorfulness"]
+    report = {
+        "budget_minutes": budget, "image_size": image_size, "machine": machine(), "toy": args.toy,
+        "train_dir": str(train_dir), "train_photos": len(list(p for p in train_dir.rglob("*") if p.is_file())),
+        "test_photos": sorted(p.stem for p in test_dir.iterdir()), "n_test_images": evaluations["model"]["n_images"],
+        "extra_train_flags": extra, "rows": rows,
+        "grey_baseline_of_rgb_recipe": evaluations["rgb_recipe"]["means"]["grey_baseline"],
+        "target_colorfulness": target_colorfulness, "training": training,
+        "target_met": target_check(rows["model"], rows["grey"], target_colorfulness),
+    }
+    (out / "quality.json").write_text(json.dumps(report, indent=2) + "\n")
+    text = markdown(report)
+    (out / "quality.md").write_text(text)
+    print(text)
+    print(f"wrote {out / 'quality.json'}, quality.md, quality_model.png, quality_rgb_recipe.png")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
