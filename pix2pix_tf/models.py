@@ -35,31 +35,33 @@ def generator_depth(image_size: int) -> int:
     return depth
 
 
-def normalization(kind: str, name: str) -> layers.Layer:
+def normalization(kind: str, name: str, synchronized: bool = False) -> layers.Layer:
+    """`synchronized` batch norm computes its statistics over the global batch, across all replicas."""
     if kind == "batch":
-        return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
+        return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, synchronized=synchronized, name=name)
     if kind == "instance":
         return layers.GroupNormalization(groups=-1, epsilon=1e-5, name=name)
     raise ValueError(f"unknown normalization {kind!r}")
 
 
-def down_block(x: keras.KerasTensor, filters: int, norm: str, name: str,
-               leaky: bool = True) -> keras.KerasTensor:
+def down_block(x: keras.KerasTensor, filters: int, norm: str, name: str, leaky: bool = True,
+               sync: bool = False) -> keras.KerasTensor:
     """Conv(4, stride 2) -> [Norm] -> LeakyReLU(0.2) (or ReLU, for the innermost block)."""
     x = layers.Conv2D(filters, KERNEL, strides=2, padding="same", kernel_initializer=init(),
                       use_bias=norm == "none", name=f"{name}_conv")(x)
     if norm != "none":
-        x = normalization(norm, f"{name}_norm")(x)
+        x = normalization(norm, f"{name}_norm", sync)(x)
     if leaky:
         return layers.LeakyReLU(0.2, name=f"{name}_act")(x)
     return layers.ReLU(name=f"{name}_act")(x)
 
 
-def up_block(x: keras.KerasTensor, filters: int, dropout: float, name: str) -> keras.KerasTensor:
+def up_block(x: keras.KerasTensor, filters: int, dropout: float, name: str,
+             sync: bool = False) -> keras.KerasTensor:
     """ConvTranspose(4, stride 2) -> BatchNorm -> [Dropout] -> ReLU."""
     x = layers.Conv2DTranspose(filters, KERNEL, strides=2, padding="same", kernel_initializer=init(),
                                use_bias=False, name=f"{name}_deconv")(x)
-    x = normalization("batch", f"{name}_norm")(x)
+    x = normalization("batch", f"{name}_norm", sync)(x)
     if dropout > 0:
         x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
     return layers.ReLU(name=f"{name}_act")(x)
@@ -80,11 +82,12 @@ def build_generator(config: Config) -> keras.Model:
         # over at batch size 1; the innermost output feeds the decoder, whose blocks start with ReLU.
         innermost = i == depth - 1
         norm = "none" if i == 0 or innermost else "batch"
-        x = down_block(x, f, norm, name=f"down{i + 1}", leaky=not innermost)
+        x = down_block(x, f, norm, name=f"down{i + 1}", leaky=not innermost, sync=config.sync_batchnorm)
         skips.append(x)
 
     for i, f in enumerate(reversed(filters[:-1])):
-        x = up_block(x, f, config.g_dropout if i < 3 else 0.0, name=f"up{depth - 1 - i}")
+        x = up_block(x, f, config.g_dropout if i < 3 else 0.0, name=f"up{depth - 1 - i}",
+                     sync=config.sync_batchnorm)
         if skips_on:
             x = layers.Concatenate(name=f"skip{depth - 1 - i}")([x, skips[depth - 2 - i]])
 
@@ -112,7 +115,7 @@ def build_discriminator(config: Config) -> keras.Model:
         x = layers.Conv2D(filters, KERNEL, strides=strides, padding="same", kernel_initializer=init(),
                           use_bias=config.d_norm == "none", name=f"d{i + 1}_conv")(x)
         if config.d_norm != "none":
-            x = normalization(config.d_norm, f"d{i + 1}_norm")(x)
+            x = normalization(config.d_norm, f"d{i + 1}_norm", config.sync_batchnorm)(x)
         if config.d_dropout > 0:
             x = layers.Dropout(config.d_dropout, name=f"d{i + 1}_dropout")(x)
         x = layers.LeakyReLU(0.2, name=f"d{i + 1}_act")(x)

@@ -55,22 +55,40 @@ def resolve_jit_compile(config: Config) -> bool:
     return bool(config.jit_compile) if config.jit_compile is not None else False
 
 
+_STRATEGIES: dict[tuple[str, ...], tf.distribute.Strategy] = {}
+
+
 def make_strategy(config: Config) -> tf.distribute.Strategy:
-    """The tf.distribute strategy for `config.strategy` (auto: mirrored over several GPUs, else one device)."""
+    """The tf.distribute strategy for `config.strategy` (auto: mirrored over several GPUs, else one device).
+
+    One strategy per kind and device set is made per process and shared by every Trainer: TensorFlow numbers
+    collective ops per strategy object, so two MirroredStrategy objects over the same devices clash, and
+    multiworker and tpu set up the runtime, which happens once. Those two are made before anything lists
+    devices: they configure the TensorFlow runtime, which must not have started yet.
+    """
     kind = config.strategy
-    gpus = tf.config.list_logical_devices("GPU")
-    cpus = tf.config.list_logical_devices("CPU")
-    if kind == "auto":
-        kind = "mirrored" if len(gpus) > 1 else "one"
+    devices: list[str] = []
+    if kind not in ("multiworker", "tpu"):
+        gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
+        cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+        if kind == "auto":
+            kind = "mirrored" if len(gpus) > 1 else "one"
+        devices = (gpus or cpus)[:1] if kind == "one" else gpus or cpus
+    key = (kind, *devices)
+    if key not in _STRATEGIES:
+        _STRATEGIES[key] = _new_strategy(kind, devices)
+    return _STRATEGIES[key]
+
+
+def _new_strategy(kind: str, devices: list[str]) -> tf.distribute.Strategy:
     if kind == "one":
-        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else cpus[0].name)
+        return tf.distribute.OneDeviceStrategy(devices[0])
     if kind == "mirrored":
-        devices = [d.name for d in gpus] or [d.name for d in cpus]
         return tf.distribute.MirroredStrategy(devices=devices)
     if kind == "multiworker":
         if "TF_CONFIG" not in os.environ:
             raise UserError("--strategy multiworker reads the cluster from the TF_CONFIG environment variable, "
-                            "which is not set (see README, 'Training on several machines').")
+                            "which is not set (see README, 'Training on several devices and machines').")
         return tf.distribute.MultiWorkerMirroredStrategy()
     if kind == "tpu":
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver()

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,6 +61,11 @@ class Trainer:
         self.config = config
         self.precision = runtime.apply_precision(config)
         self.strategy = runtime.make_strategy(config)
+        self.is_chief = _is_chief(self.strategy)
+        replicas = self.strategy.num_replicas_in_sync
+        if config.batch_size % replicas:
+            raise UserError(f"--batch-size {config.batch_size} is the global batch: it must be a multiple of the "
+                            f"{replicas} replicas of --strategy {config.strategy}")
         self.run_dir = config.resolved_run_dir()
         with self.strategy.scope():
             self.generator = build_generator(config)
@@ -83,6 +90,7 @@ class Trainer:
 
     @property
     def global_batch_size(self) -> int:
+        """`config.batch_size` is the global batch, split evenly over every replica of every worker."""
         return self.config.batch_size
 
     # --- the step -----------------------------------------------------------------------------------------
@@ -174,26 +182,48 @@ class Trainer:
         return factor
 
     def restore(self, fresh: bool) -> int:
-        """Restore the latest checkpoint unless `fresh`; returns the step to start from."""
-        manager = self.checkpoint_manager()
-        if manager.latest_checkpoint and not fresh:
-            self.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        """Restore the chief's latest checkpoint unless `fresh`; returns the step to start from.
+
+        Every worker reads the chief's directory, so a restarted cluster goes on from the same step. Variables
+        are saved by name, not by device, so a checkpoint restores under any strategy and replica count.
+        """
+        latest = tf.train.latest_checkpoint(str(self.run_dir / "checkpoints"))
+        if latest and not fresh:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
         return int(self.step.numpy())
 
     def checkpoint_manager(self) -> tf.train.CheckpointManager:
+        """The chief's manager writes the run's checkpoints; other workers' write to a local scratch dir."""
         if not hasattr(self, "_manager"):
-            self._manager = tf.train.CheckpointManager(self.checkpoint, str(self.run_dir / "checkpoints"),
-                                                       max_to_keep=3, step_counter=self.step)
+            directory = self.run_dir / "checkpoints"
+            if not self.is_chief:
+                resolver = self.strategy.cluster_resolver
+                directory = Path(tempfile.gettempdir()) / (
+                    f"pix2pix-{resolver.task_type}{resolver.task_id}-{os.getpid()}-checkpoints")
+            self._manager = tf.train.CheckpointManager(self.checkpoint, str(directory), max_to_keep=3,
+                                                       step_counter=self.step)
         return self._manager
 
     def save_checkpoint(self) -> None:
-        self.checkpoint_manager().save(checkpoint_number=int(self.step.numpy()))
+        """Every worker must call this (a multi-worker save may run collective ops); only the chief's copy stays."""
+        manager = self.checkpoint_manager()
+        manager.save(checkpoint_number=int(self.step.numpy()))
+        if not self.is_chief:
+            shutil.rmtree(manager.directory, ignore_errors=True)
 
     def epoch_batches(self, epoch: int, skip: int) -> tf.distribute.DistributedDataset:
+        """The epoch's global batches from batch `skip` on, each split evenly over the replicas.
+
+        Every worker builds the same deterministic pipeline of global batches and keeps its replicas' slices of
+        each (DATA sharding: the examples live in memory, not in files to share out), so any number of replicas
+        sees exactly the examples one device would, in the same steps.
+        """
         dataset = data.train_dataset(self.config, epoch)
         if skip:
             dataset = dataset.skip(skip)
-        return self.strategy.experimental_distribute_dataset(dataset)
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        return self.strategy.experimental_distribute_dataset(dataset.with_options(options))
 
     def generate(self, inputs: np.ndarray) -> np.ndarray:
         """Colour pictures in [0, 1] for network inputs (inference mode)."""
@@ -219,16 +249,17 @@ def train(config: Config, fresh: bool = False, log: Callable[[str], None] = prin
     run_dir = trainer.run_dir
     steps_per_epoch = data.steps_per_epoch(config)
     total_steps = config.steps or config.total_epochs * steps_per_epoch
-    run_dir.mkdir(parents=True, exist_ok=True)
     _check_saved_config(config, run_dir, fresh)
-    config.save(run_dir / "config.json")
-    if fresh:
-        for stale in ("checkpoints", "progress"):
-            shutil.rmtree(run_dir / stale, ignore_errors=True)
+    is_chief = trainer.is_chief  # only the chief writes into run_dir (checkpoints, logs, progress) and exports
+    if is_chief:
+        _save_config(config, run_dir)
+        if fresh:
+            for stale in ("checkpoints", "progress"):
+                shutil.rmtree(run_dir / stale, ignore_errors=True)
     start_step = trainer.restore(fresh)
-    is_chief = _is_chief(trainer.strategy)
     writer = tf.summary.create_file_writer(str(run_dir / "logs")) if is_chief else tf.summary.create_noop_writer()
-    samples = data.fixed_examples(config, config.progress_samples) if config.progress_samples else None
+    samples = (data.fixed_examples(config, config.progress_samples)
+               if config.progress_samples and is_chief else None)
 
     with writer.as_default():
         tf.summary.text("config", "```\n" + config.to_json() + "\n```", step=start_step)
@@ -275,20 +306,18 @@ def train(config: Config, fresh: bool = False, log: Callable[[str], None] = prin
                 if samples is not None and step % config.image_every == 0:
                     picture = grid(trainer.comparison_rows(*samples))
                     tf.summary.image("input_output_target", picture[None], step=step)
-            if step % config.checkpoint_every == 0 and is_chief:
+            if step % config.checkpoint_every == 0:
                 trainer.save_checkpoint()
                 saved_step = step
             if config.time_budget is not None and time.monotonic() - started > config.time_budget * 60:
                 stopped_early = f"time budget of {config.time_budget:g} min spent"
             if step >= total_steps or stopped_early:
                 break
-        epoch_done = step % steps_per_epoch == 0
-        if is_chief:
-            if saved_step != step:
-                trainer.save_checkpoint()
-                saved_step = step
-            if epoch_done and samples is not None:
-                _write_progress(trainer, samples, run_dir, epoch + 1)
+        if saved_step != step:
+            trainer.save_checkpoint()
+            saved_step = step
+        if step % steps_per_epoch == 0 and samples is not None:
+            _write_progress(trainer, samples, run_dir, epoch + 1)
         seconds = max(time.monotonic() - epoch_started, 1e-9)
         log(f"epoch {epoch + 1}/{math.ceil(total_steps / steps_per_epoch)} step {step}: "
             f"{_format(last_losses)}, {epoch_images / seconds:.2f} img/s, lr x{factor:.3f}"
@@ -323,6 +352,14 @@ def _is_chief(strategy: tf.distribute.Strategy) -> bool:
         return True
     return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0
                                               and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def _save_config(config: Config, run_dir: Path) -> None:
+    """Write run_dir/config.json atomically: other workers may be reading it in `_check_saved_config`."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    partial = run_dir / "config.json.partial"
+    config.save(partial)
+    os.replace(partial, run_dir / "config.json")
 
 
 MODEL_FIELDS = ("color_space", "generator", "ngf", "ndf", "d_layers", "d_norm", "image_size", "dataset")
