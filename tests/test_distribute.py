@@ -1,0 +1,251 @@
+"""Training on several devices and machines: mirrored replicas match one device, multi-worker processes train
+and survive a killed worker, and checkpoints move between replica counts."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import skimage.data
+import tensorflow as tf
+
+from pix2pix_tf import data, runtime, training
+from pix2pix_tf.color import make_pair
+from pix2pix_tf.config import Config
+from pix2pix_tf.errors import UserError
+from pix2pix_tf.models import build_discriminator, build_generator
+from pix2pix_tf.training import Trainer
+
+# Two logical CPU devices for MirroredStrategy. This must happen before any TensorFlow op in this process; test
+# modules only define things at import time, so collecting this module is early enough.
+runtime.configure_devices(2)
+
+SIZE = 64
+REPO = Path(__file__).resolve().parents[1]
+# Mirrored (2 replicas, sync BN, fp32, no dropout) against one device over 4 steps: the losses agree up to
+# float32 summation order, which Adam's normalised updates can amplify (measured: max relative difference 9e-8).
+# With per-replica BN statistics instead they differ by ~7e-3, far above this tolerance.
+LOSS_RTOL = 1e-4
+CLUSTER_TIMEOUT_S = 240  # per launch of the 2-process cluster; a launch takes ~45 s on 2 shared CPU cores
+
+
+def tiny(**changes: object) -> Config:
+    base = Config(image_size=SIZE, ngf=8, ndf=8, batch_size=4, g_dropout=0.0, precision="fp32", cpu_devices=2,
+                  progress_samples=0, run_dir="unused")
+    return base.replace(**changes)
+
+
+@pytest.fixture(scope="module")
+def photos() -> tf.Tensor:
+    images = [skimage.data.astronaut(), skimage.data.coffee(), skimage.data.chelsea(), skimage.data.rocket()]
+    return tf.stack([tf.image.resize(image / 255.0, (SIZE, SIZE)) for image in images])
+
+
+@pytest.fixture
+def fake_data(monkeypatch, photos: tf.Tensor) -> None:
+    """8 real photo crops per epoch, in an order that depends on the epoch; export is stubbed out."""
+
+    def train_dataset(config: Config, epoch: int) -> tf.data.Dataset:
+        x, y = make_pair(tf.concat([photos, tf.image.flip_left_right(photos)], axis=0), config.color_space)
+        order = np.random.default_rng(epoch).permutation(8)
+        pairs = tf.data.Dataset.from_tensor_slices((tf.gather(x, order), tf.gather(y, order)))
+        return pairs.batch(config.batch_size, drop_remainder=True)
+
+    monkeypatch.setattr(data, "train_dataset", train_dataset)
+    monkeypatch.setattr(data, "steps_per_epoch", lambda config: 8 // config.batch_size)
+    monkeypatch.setattr("pix2pix_tf.export.export_generator", lambda generator, config, export_dir, step: None)
+
+
+def losses_over_two_epochs(config: Config) -> list[dict[str, float]]:
+    keras.utils.set_random_seed(1)  # the same initial weights for every trainer
+    trainer = Trainer(config)
+    assert trainer.strategy.num_replicas_in_sync == (2 if config.strategy == "mirrored" else 1)
+    return [{k: float(v) for k, v in trainer.train_step(batch).items()}
+            for epoch in (0, 1) for batch in trainer.epoch_batches(epoch, skip=0)]
+
+
+def checkpointed_values(trainer: Trainer) -> list[np.ndarray]:
+    parts = (trainer.generator, trainer.discriminator, trainer.g_optimizer, trainer.d_optimizer)
+    return [np.asarray(v.numpy()) for part in parts for v in part.variables] + [trainer.step.numpy()]
+
+
+def max_relative_difference(a: list[dict[str, float]], b: list[dict[str, float]]) -> float:
+    return max(abs(x[k] - y[k]) / abs(x[k]) for x, y in zip(a, b, strict=True) for k in x)
+
+
+def test_sync_batchnorm_option_reaches_every_batch_norm_layer() -> None:
+    for sync in (False, True):
+        config = tiny(sync_batchnorm=sync)
+        norms = [layer for model in (build_generator(config), build_discriminator(config))
+                 for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+        assert len(norms) >= 8 and all(layer.synchronized == sync for layer in norms)
+
+
+def test_mirrored_on_two_devices_gives_the_losses_of_one_device(fake_data) -> None:
+    one = losses_over_two_epochs(tiny(strategy="one", sync_batchnorm=True))
+    mirrored = losses_over_two_epochs(tiny(strategy="mirrored", sync_batchnorm=True))
+    per_replica_bn = losses_over_two_epochs(tiny(strategy="mirrored", sync_batchnorm=False))
+    synced, unsynced = max_relative_difference(one, mirrored), max_relative_difference(one, per_replica_bn)
+    print(f"max relative loss difference over {len(one)} steps: sync BN {synced:.2e}, per-replica BN {unsynced:.2e}")
+    assert len(one) == 4
+    assert synced < LOSS_RTOL
+    assert unsynced > LOSS_RTOL  # the comparison can tell: per-replica statistics do change the losses
+
+
+def test_global_batch_must_split_evenly_over_the_replicas() -> None:
+    with pytest.raises(UserError, match="multiple of the 2 replicas"):
+        Trainer(tiny(strategy="mirrored", batch_size=3))
+
+
+def test_checkpoints_move_between_two_replicas_and_one(fake_data, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    for strategy, steps, resumed_at in [("mirrored", 2, None), ("one", 4, 2), ("mirrored", 6, 4)]:
+        lines: list[str] = []
+        summary = training.train(tiny(strategy=strategy, steps=steps, run_dir=str(run_dir)), log=lines.append)
+        assert summary.step == steps
+        assert ("resuming at step" in lines[0]) == (resumed_at is not None)
+        if resumed_at:
+            assert f"resuming at step {resumed_at}" in lines[0]
+    checkpoint = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
+    assert checkpoint.endswith("ckpt-6")
+    restored = {}
+    for strategy in ("one", "mirrored"):
+        trainer = Trainer(tiny(strategy=strategy, run_dir=str(run_dir)))
+        assert trainer.restore(fresh=False) == 6
+        restored[strategy] = checkpointed_values(trainer)
+    for a, b in zip(restored["one"], restored["mirrored"], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+# --- several processes ----------------------------------------------------------------------------------------
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+class Cluster:
+    """Two `train.py --strategy multiworker` processes on 127.0.0.1, the same command for each."""
+
+    def __init__(self, root: Path, steps: int) -> None:
+        self.root = root
+        self.workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
+        self.args = [sys.executable, str(REPO / "train.py"), "--dataset", "sample", "--strategy", "multiworker",
+                     "--image-size", str(SIZE), "--ngf", "8", "--ndf", "8", "--batch-size", "4", "--steps",
+                     str(steps), "--checkpoint-every", "2", "--progress-samples", "2",
+                     "--run-dir", str(root / "run"), "--export-dir", str(root / "export")]
+        self.processes: list[subprocess.Popen] = []
+        self.launches = 0
+
+    def start(self) -> None:
+        self.launches += 1
+        for index in range(2):
+            scratch = self.root / f"tmp{index}"
+            scratch.mkdir(exist_ok=True)
+            env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TMPDIR=str(scratch), TF_CONFIG=json.dumps(
+                {"cluster": {"worker": self.workers}, "task": {"type": "worker", "index": index}}))
+            with open(self.log_path(index), "w") as log:
+                self.processes.append(subprocess.Popen(self.args, cwd=self.root, env=env, stdout=log,
+                                                       stderr=subprocess.STDOUT))
+
+    def log_path(self, index: int) -> Path:
+        return self.root / f"worker{index}.launch{self.launches}.log"
+
+    def log(self, index: int) -> str:
+        return self.log_path(index).read_text()
+
+    def wait(self, deadline: float) -> list[int]:
+        codes = [process.wait(timeout=max(deadline - time.monotonic(), 1)) for process in self.processes]
+        self.processes = []
+        return codes
+
+    def kill(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        self.processes = []
+
+
+@pytest.fixture
+def cluster(tmp_path: Path):
+    clusters: list[Cluster] = []
+
+    def make(steps: int) -> Cluster:
+        clusters.append(Cluster(tmp_path, steps))
+        return clusters[-1]
+
+    yield make
+    for c in clusters:
+        c.kill()
+
+
+def restore_on_one_device(run_dir: Path) -> Trainer:
+    config = Config.load(run_dir / "config.json").replace(strategy="one", run_dir=str(run_dir))
+    trainer = Trainer(config)
+    trainer.restore(fresh=False)
+    return trainer
+
+
+def test_two_worker_processes_train_and_the_chief_checkpoint_restores_on_one_device(cluster, tmp_path) -> None:
+    workers = cluster(steps=4)
+    workers.start()
+    codes = workers.wait(time.monotonic() + CLUSTER_TIMEOUT_S)
+    assert codes == [0, 0], workers.log(0)[-3000:] + workers.log(1)[-3000:]
+    for index in (0, 1):
+        assert "2 replica(s)" in workers.log(index) and "done at step 4" in workers.log(index)
+    run_dir = tmp_path / "run"
+    assert sorted(p.name for p in (run_dir / "checkpoints").glob("*.index")) == ["ckpt-2.index", "ckpt-4.index"]
+    assert (tmp_path / "export" / "saved_model.pb").exists() and (run_dir / "logs").is_dir()
+    assert not list((tmp_path / "tmp1").iterdir()), "the non-chief worker's checkpoints should be deleted"
+
+    trainer = restore_on_one_device(run_dir)
+    assert int(trainer.step.numpy()) == 4 and trainer.strategy.num_replicas_in_sync == 1
+    reader = tf.train.load_checkpoint(str(run_dir / "checkpoints" / "ckpt-4"))
+    kernel = trainer.generator.get_layer("down2_conv").kernel.numpy()
+    saved = [reader.get_tensor(key) for key, shape in reader.get_variable_to_shape_map().items()
+             if shape == list(kernel.shape)]
+    assert any(np.array_equal(kernel, value) for value in saved)
+
+
+def test_a_killed_worker_and_a_restart_go_on_from_the_last_checkpoint(cluster, tmp_path) -> None:
+    """SIGKILL worker 1 after the first checkpoint; the survivor cannot go on without it, so the whole cluster
+    is restarted with the same command (as a cluster manager would) and finishes from the last checkpoint."""
+    steps = 10
+    workers = cluster(steps=steps)
+    workers.start()
+    first = tmp_path / "run" / "checkpoints" / "ckpt-2.index"
+    deadline = time.monotonic() + CLUSTER_TIMEOUT_S
+    while not first.exists():
+        assert time.monotonic() < deadline and all(p.poll() is None for p in workers.processes), workers.log(0)
+        time.sleep(0.1)
+    workers.processes[1].send_signal(signal.SIGKILL)
+    workers.kill()  # the chief would hang in (or fail) its next collective without worker 1
+    killed_at = int(re.findall(r"ckpt-(\d+)", tf.train.latest_checkpoint(str(first.parent)))[0])
+    assert 2 <= killed_at < steps
+
+    workers.start()
+    codes = workers.wait(time.monotonic() + CLUSTER_TIMEOUT_S)
+    assert codes == [0, 0], workers.log(0)[-3000:] + workers.log(1)[-3000:]
+    for index in (0, 1):
+        resumed = re.search(r"resuming at step (\d+)", workers.log(index))
+        assert resumed and int(resumed.group(1)) >= killed_at, workers.log(index)[-3000:]
+        assert f"done at step {steps}" in workers.log(index)
+    assert int(restore_on_one_device(tmp_path / "run").step.numpy()) == steps
