@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         print("train.py: interrupted; re-run the same command to resume from the last checkpoint.",
               file=sys.stderr)
         return 130
-    print(f"done at step {summary.step}; model exported to {summary.export_dir}")
+    exported = f"model exported to {summary.export_dir}" if summary.export_dir else "the chief worker exports"
+    print(f"done at step {summary.step}; {exported}")
     return 0
 
 
