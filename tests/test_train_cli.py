@@ -31,7 +31,11 @@ def test_one_epoch_on_the_sample_set_writes_everything(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     assert (run_dir / "config.json").exists()
     assert tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
-    assert list((run_dir / "logs").glob("events.out.tfevents.*"))
+    tags = {value.tag for events in (run_dir / "logs").glob("events.out.tfevents.*")
+            for event in tf.compat.v1.train.summary_iterator(str(events)) for value in event.summary.value}
+    assert {"generator/g_gan", "generator/g_l1", "generator/g_total", "discriminator/d_real",
+            "discriminator/d_fake", "learning_rate/g", "learning_rate/d", "speed/images_per_second",
+            "input_output_target", "config"} <= tags
     assert (run_dir / "progress.gif").stat().st_size > 0
     assert len(list((run_dir / "progress").glob("epoch_*.png"))) == 1
     loaded = tf.saved_model.load(str(tmp_path / "model"))
