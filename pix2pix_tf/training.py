@@ -75,9 +75,12 @@ class Trainer:
             self.g_optimizer.build(self.generator.trainable_variables)
             self.d_optimizer.build(self.discriminator.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+        # The run's Config travels inside every checkpoint too, so a checkpoint alone says how it was made.
+        self.config_record = tf.Variable(config.to_json(), trainable=False, name="config")
         self.checkpoint = tf.train.Checkpoint(
             generator=self.generator, discriminator=self.discriminator,
-            g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer, step=self.step)
+            g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer, step=self.step,
+            config=self.config_record)
         self.jit_compile = runtime.resolve_jit_compile(config)
         self._steps: dict[bool, Callable] = {}
 
@@ -189,7 +192,9 @@ class Trainer:
         """
         latest = tf.train.latest_checkpoint(str(self.run_dir / "checkpoints"))
         if latest and not fresh:
+            _check_saved_config(self.config, latest)
             self.checkpoint.restore(latest).assert_existing_objects_matched()
+            self.config_record.assign(self.config.to_json())  # from here on, checkpoints hold this run's Config
         return int(self.step.numpy())
 
     def checkpoint_manager(self) -> tf.train.CheckpointManager:
@@ -249,7 +254,6 @@ def train(config: Config, fresh: bool = False, log: Callable[[str], None] = prin
     run_dir = trainer.run_dir
     steps_per_epoch = data.steps_per_epoch(config)
     total_steps = config.steps or config.total_epochs * steps_per_epoch
-    _check_saved_config(config, run_dir, fresh)
     is_chief = trainer.is_chief  # only the chief writes into run_dir (checkpoints, logs, progress) and exports
     if is_chief:
         _save_config(config, run_dir)
@@ -355,7 +359,7 @@ def _is_chief(strategy: tf.distribute.Strategy) -> bool:
 
 
 def _save_config(config: Config, run_dir: Path) -> None:
-    """Write run_dir/config.json atomically: other workers may be reading it in `_check_saved_config`."""
+    """Write run_dir/config.json atomically (a reader never sees half a file)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     partial = run_dir / "config.json.partial"
     config.save(partial)
@@ -365,16 +369,19 @@ def _save_config(config: Config, run_dir: Path) -> None:
 MODEL_FIELDS = ("color_space", "generator", "ngf", "ndf", "d_layers", "d_norm", "image_size", "dataset")
 
 
-def _check_saved_config(config: Config, run_dir: Path, fresh: bool) -> None:
-    """Refuse to resume a run whose networks were built differently."""
-    saved_path = run_dir / "config.json"
-    if fresh or not saved_path.exists() or not (run_dir / "checkpoints").exists():
-        return
-    saved = json.loads(saved_path.read_text())
-    changed = [f"{name}: {saved.get(name)!r} -> {getattr(config, name)!r}" for name in MODEL_FIELDS
-               if saved.get(name) != getattr(config, name)]
+def saved_config(checkpoint_path: str) -> Config:
+    """The Config stored inside a checkpoint."""
+    reader = tf.train.load_checkpoint(checkpoint_path)
+    return Config.from_dict(json.loads(reader.get_tensor("config/.ATTRIBUTES/VARIABLE_VALUE")))
+
+
+def _check_saved_config(config: Config, checkpoint_path: str) -> None:
+    """Refuse to resume a checkpoint whose networks were built differently."""
+    saved = saved_config(checkpoint_path)
+    changed = [f"{name}: {getattr(saved, name)!r} -> {getattr(config, name)!r}" for name in MODEL_FIELDS
+               if getattr(saved, name) != getattr(config, name)]
     if changed:
-        raise UserError(f"{run_dir} holds a run with different networks ({'; '.join(changed)}). "
+        raise UserError(f"{checkpoint_path} was trained with different networks ({'; '.join(changed)}). "
                         "Use another --run-dir, or --fresh to start that run over.")
 
 

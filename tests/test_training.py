@@ -219,3 +219,16 @@ def test_time_budget_stops_cleanly_with_a_checkpoint_and_an_export(fake_data, mo
     assert summary.stopped_early == "time budget of 1e-06 min spent"
     assert summary.step == 1 and exports == [1]
     assert tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints")).endswith("ckpt-1")
+
+
+def test_checkpoints_carry_the_config_and_refuse_other_networks(fake_data, tmp_path) -> None:
+    config = tiny(run_dir=str(tmp_path / "run"), epochs=1, epochs_decay=0, progress_samples=0)
+    training.train(config, log=lambda line: None)
+    latest = tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints"))
+    assert training.saved_config(latest) == config
+    with pytest.raises(training.UserError, match=r"ngf: 8 -> 16"):
+        training.train(config.replace(ngf=16, epochs=2), log=lambda line: None)
+    resumed = training.train(config.replace(epochs=2, lambda_l1=20.0), log=lambda line: None)  # loss knobs may change
+    assert resumed.step == 4
+    latest = tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints"))
+    assert training.saved_config(latest).lambda_l1 == 20.0
