@@ -1,0 +1,138 @@
+"""Chroma calibration (the choice, the export applying it, the metadata) and the quality bench end to end."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pix2pix_tf import color
+from pix2pix_tf.calibration import SCALE_GRID, choose_scale
+from pix2pix_tf.config import Config
+from pix2pix_tf.evaluate import grey_version
+from pix2pix_tf.export import colorize_graph, export_generator, load_exported
+from pix2pix_tf.models import build_generator
+
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "quality.py"
+SIZE = 64
+
+
+def tiny(**changes) -> Config:
+    return Config(image_size=SIZE, ngf=8, ndf=8, g_dropout=0.0).replace(**changes)
+
+
+def generator_for(config: Config) -> keras.Model:
+    keras.utils.set_random_seed(3)
+    return build_generator(config)
+
+
+def colourful_generator(config: Config) -> keras.Model:
+    """An untrained generator whose output is pushed well away from grey (its last layer's bias set)."""
+    generator = generator_for(config)
+    last = [layer for layer in generator.layers if getattr(layer, "bias", None) is not None][-1]
+    last.bias.assign(np.resize([0.4, -0.3, 0.2], last.bias.shape).astype(np.float32))
+    return generator
+
+
+def with_chroma(photo: np.ndarray, factor: float) -> np.ndarray:
+    """The photo with its Lab ab multiplied by `factor` (uint8 in, uint8 out)."""
+    lab = color.rgb_to_lab(photo / 255.0)
+    scaled = color.lab_to_rgb(tf.concat([lab[..., :1], lab[..., 1:] * factor], axis=-1))
+    return np.round(scaled.numpy() * 255.0).astype(np.uint8)
+
+
+@pytest.mark.parametrize("color_space", ["rgb", "lab"])
+@pytest.mark.parametrize("full_resolution", [True, False])
+def test_scale_zero_gives_the_grey_copy_and_scale_one_the_uncalibrated_output(
+        photo: np.ndarray, color_space: str, full_resolution: bool) -> None:
+    config = tiny(color_space=color_space, full_resolution=full_resolution)
+    generator = generator_for(config)
+    grey = grey_version(photo, color_space)
+    images = tf.constant(grey[None])
+
+    def run(scale: float | None) -> np.ndarray:
+        return colorize_graph(images, generator, config.replace(chroma_scale=scale)).numpy()[0].astype(int)
+
+    uncalibrated, one, zero, half = run(None), run(1.0), run(0.0), run(0.5)
+    np.testing.assert_array_equal(one, uncalibrated)
+    assert np.abs(half - uncalibrated).max() > 0  # the factor changes the picture
+    spread = zero.max(axis=-1) - zero.min(axis=-1)
+    assert spread.max() <= 1, "scale 0 must give a grey picture"
+    if full_resolution:  # grey at the input's own luminance: the grey copy, up to uint8 rounding
+        assert np.abs(zero - grey.astype(int)).max() <= 1
+
+
+def test_the_exported_signature_applies_the_factor_and_the_metadata_records_it(photo, tmp_path) -> None:
+    config = tiny(color_space="lab", chroma_scale=0.5)
+    generator = colourful_generator(config)
+    model = load_exported(export_generator(generator, config, tmp_path / "model", step=7))
+    assert model.metadata["chroma_scale"] == 0.5
+    assert model.metadata["config"]["chroma_scale"] == 0.5
+    grey = grey_version(photo, "lab")
+    exported = model.colorize(grey).astype(int)
+    half = colorize_graph(tf.constant(grey[None]), generator, config).numpy()[0].astype(int)
+    full = colorize_graph(tf.constant(grey[None]), generator, config.replace(chroma_scale=1.0)).numpy()[0]
+    assert np.abs(exported - half).max() <= 1
+    assert np.abs(exported - full.astype(int)).max() > 1
+
+
+def test_an_export_without_a_chosen_factor_records_one(tmp_path) -> None:
+    config = tiny(color_space="lab")
+    model = load_exported(export_generator(generator_for(config), config, tmp_path / "model", step=1))
+    assert model.metadata["chroma_scale"] == 1.0
+
+
+def test_the_choice_is_the_factor_that_undoes_oversaturation(photo: np.ndarray) -> None:
+    """A colorizer that paints the true colours twice as strong is best calibrated at 0.5."""
+    targets = [photo, photo[:, ::-1].copy()]
+    greys = [grey_version(t, "lab") for t in targets]
+    truth = {g.tobytes(): t for g, t in zip(greys, targets, strict=True)}
+
+    def oversaturated(grey: np.ndarray, scale: float) -> np.ndarray:
+        return with_chroma(truth[grey.tobytes()], 2.0 * scale)
+
+    scale, scores = choose_scale(oversaturated, greys, targets)
+    assert scale == 0.5
+    assert scores["0.5"] < 0.5 < scores["1.0"]
+    assert set(scores) == {str(s) for s in SCALE_GRID}
+
+
+def test_the_choice_is_zero_for_garbage_chroma(photo: np.ndarray) -> None:
+    """A colorizer that paints everything strongly magenta is best switched off."""
+    grey = grey_version(photo, "lab")
+
+    def magenta(grey_image: np.ndarray, scale: float) -> np.ndarray:
+        lab = tf.concat([color.rgb_to_lab(np.repeat(grey_image, 3, axis=-1) / 255.0)[..., :1],
+                         tf.fill([*grey_image.shape[:2], 2], 60.0 * scale) * [1.0, -1.0]], axis=-1)
+        return np.round(color.lab_to_rgb(lab).numpy() * 255.0).astype(np.uint8)
+
+    scale, scores = choose_scale(magenta, [grey], [photo])
+    assert scale == 0.0
+    assert scores["0.0"] < scores["1.0"]
+
+
+def test_toy_quality_bench_runs_end_to_end(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("quality_bench", BENCH)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--toy", "--out", str(tmp_path), "--ngf", "8", "--ndf", "8", "--color-space", "lab"]) == 0
+
+    report = json.loads((tmp_path / "quality.json").read_text())
+    assert set(report["rows"]) == {"grey", "rgb_recipe", "model"}
+    for row in report["rows"].values():
+        assert all(np.isfinite(row[key]) for key in ("ssim", "psnr", "ciede2000", "rmsd_255", "colorfulness"))
+    assert report["test_photos"] == ["china", "flower"]
+    assert report["training"]["rgb_recipe"]["chroma_scale"] == 1.0
+    assert report["training"]["rgb_recipe"]["color_space"] == "rgb"
+    assert report["training"]["model"]["color_space"] == "lab"
+    assert report["training"]["model"]["chroma_scale"] in SCALE_GRID
+    assert (tmp_path / "runs" / "model" / "calibration.json").is_file()
+    assert not (tmp_path / "runs" / "rgb_recipe" / "calibration.json").exists()
+    markdown = (tmp_path / "quality.md").read_text()
+    assert "grey copy" in markdown and "RGB recipe" in markdown and "machine" in markdown
+    assert (tmp_path / "quality_model.png").stat().st_size > 0
