@@ -1,0 +1,47 @@
+"""The speed bench runs end to end (`bench/speed.py --quick`), and `--precision auto` follows the hardware."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "speed.py"
+
+
+def test_quick_speed_bench_writes_positive_numbers_for_every_row(tmp_path: Path) -> None:
+    out = tmp_path / "speed.json"
+    done = subprocess.run([sys.executable, str(BENCH), "--quick", "--out", str(out)], capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    rows = {(r["kind"], r.get("dtype") or r["precision"], r["batch"]): r for r in result["rows"]}
+    kinds = sorted({kind for kind, _, _ in rows})
+    assert kinds == ["infer", "matmul", "ref_infer", "ref_train", "train"], kinds
+    assert {dtype for kind, dtype, _ in rows if kind == "matmul"} == {"float32", "bfloat16"}
+    for key, row in rows.items():
+        fields = ["gflops", "peak_rss_mib"] + ([] if row["kind"] == "matmul" else ["img_per_s", "of_bf16_ceiling"])
+        fields += ["vs_reference", "rss_vs_reference"] if row["kind"] in ("train", "infer") else []
+        for name in fields:
+            assert row[name] > 0, (key, name, row[name])
+        assert len(row["seconds"]) == result["options"]["repeats"] and min(row["seconds"]) > 0, key
+    assert "| reference fp32 | 1 |" in done.stdout
+
+
+def test_auto_precision_is_float16_on_gpu_bfloat16_on_bf16_cpus_else_fp32(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from pix2pix_tf import runtime
+
+    with_bf16, without = tmp_path / "with", tmp_path / "without"
+    with_bf16.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16\n")
+    without.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f\n")
+    assert runtime.cpu_has_bf16(str(with_bf16)) and not runtime.cpu_has_bf16(str(without))
+    assert not runtime.cpu_has_bf16(str(tmp_path / "missing"))
+    for gpu, bf16, expected in [(True, True, "mixed_float16"), (False, True, "mixed_bfloat16"), (False, False, "fp32")]:
+        monkeypatch.setattr(runtime, "has_gpu", lambda gpu=gpu: gpu)
+        monkeypatch.setattr(runtime, "cpu_has_bf16", lambda bf16=bf16: bf16)
+        assert runtime.resolve_precision("auto") == expected
+        assert runtime.resolve_precision("fp32") == "fp32"
