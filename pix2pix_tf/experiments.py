@@ -235,7 +235,8 @@ def train_variant(name: str, config: Config, log: Callable[[str], None]) -> tupl
 
 def describe_budget(config: Config) -> str:
     budget = f"{config.steps} steps" if config.steps else f"{config.epochs}+{config.epochs_decay} epochs"
-    return f"{config.dataset}, {budget}, {config.image_size} px, batch {config.batch_size}"
+    return (f"{config.dataset}, {budget}, {config.image_size} px, batch {config.batch_size}, "
+            f"ngf/ndf {config.ngf}/{config.ndf}")
 
 
 def score_variant(result: VariantResult, split: str, results_dir: Path) -> None:
