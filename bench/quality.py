@@ -123,6 +123,8 @@ def markdown(report: dict[str, Any]) -> str:
     header = "| | " + " | ".join(label for label, _, _ in METRIC_COLUMNS) + " |"
     lines = [header, "|---" * (len(METRIC_COLUMNS) + 1) + "|"]
     for label, key in ROWS:
+        if key not in report["rows"]:
+            continue
         row = report["rows"][key]
         lines.append(f"| {label} | " + " | ".join(f"{row[m]:.4f}" if m == "ssim" else f"{row[m]:.2f}"
                                                   for _, m, _ in METRIC_COLUMNS) + " |")
@@ -154,7 +156,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-size", type=int, default=128, help="working size (default 128 for CPU)")
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "quality", help="report folder")
     parser.add_argument("--toy", action="store_true", help="smoke test: seconds of training at 64 px")
+    parser.add_argument("--recipes", default=",".join(RECIPES),
+                        help=f"comma-separated recipes to train (default: {','.join(RECIPES)})")
     args, extra = parser.parse_known_args(argv)
+    recipes = args.recipes.split(",")
+    if "model" not in recipes or not set(recipes) <= set(RECIPES):
+        parser.error(f"--recipes: 'model' plus any of {', '.join(RECIPES)}")
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     budget = TOY_BUDGET if args.toy else args.budget
@@ -173,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
 
     training: dict[str, dict[str, Any]] = {}
     evaluations: dict[str, dict[str, Any]] = {}
-    for name in RECIPES:
+    for name in recipes:
         seconds = train(name, train_dir, out, budget, image_size, extra)
         evaluations[name] = evaluate(out / "models" / name, out / "eval" / name, "folder", str(test_dir), "all")
         meta = evaluations[name]["model_metadata"]
@@ -181,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
                           "chroma_scale": meta["chroma_scale"], "wall_seconds": seconds}
         shutil.copy(out / "eval" / name / "results.png", out / f"quality_{name}.png")
 
-    means = {name: evaluations[name]["means"]["model"] for name in RECIPES}
+    means = {name: evaluations[name]["means"]["model"] for name in recipes}
     rows = {"grey": evaluations["model"]["means"]["grey_baseline"], **means}
     target_colorfulness = evaluations["model"]["target_colorfulness"]
     report = {
@@ -189,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         "train_dir": str(train_dir), "train_photos": len(list(p for p in train_dir.rglob("*") if p.is_file())),
         "test_photos": sorted(p.stem for p in test_dir.iterdir()), "n_test_images": evaluations["model"]["n_images"],
         "extra_train_flags": extra, "rows": rows,
-        "grey_baseline_of_rgb_recipe": evaluations["rgb_recipe"]["means"]["grey_baseline"],
+        "grey_baseline_of_rgb_recipe": (evaluations["rgb_recipe"]["means"]["grey_baseline"]
+                                        if "rgb_recipe" in evaluations else None),
         "target_colorfulness": target_colorfulness, "training": training,
         "target_met": target_check(rows["model"], rows["grey"], target_colorfulness),
     }
@@ -197,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     text = markdown(report)
     (out / "quality.md").write_text(text)
     print(text)
-    print(f"wrote {out / 'quality.json'}, quality.md, quality_model.png, quality_rgb_recipe.png")
+    print(f"wrote {out / 'quality.json'}, quality.md and " + ", ".join(f"quality_{name}.png" for name in recipes))
     return 0
 
 
