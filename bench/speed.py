@@ -1,9 +1,10 @@
 """Training and inference speed of pix2pix-tf against a plain reference step, in one run.
 
-    python bench/speed.py [--size 256] [--repeats 3] [--steps 5] [--out bench/speed.json] [--quick]
+    python bench/speed.py [--size 256] [--rounds 2] [--repeats 3] [--steps 5] [--out bench/speed.json] [--quick]
 
 Every measured configuration runs in its own subprocess (``--_one SPEC``), so peak RSS, oneDNN state and thread
-pools never leak from one row into the next. Rows:
+pools never leak from one row into the next. The rows are measured in `--rounds` passes (a fresh process per
+row per pass, timings pooled), so load from other programs that drifts over minutes falls on every row. Rows:
 
 * ``ceiling``: a large square matmul in fp32 and bfloat16 (the machine's dense-math ceiling);
 * ``reference``: the paper's U-Net + PatchGAN written plainly here (Keras functional API, fp32, one
@@ -261,6 +262,12 @@ def run_children(groups: list[list[dict[str, Any]]], opts: dict[str, Any], paral
         return [row for rows in pool.map(run, groups) for row in rows]
 
 
+def merge(same: tuple[dict[str, Any], ...]) -> dict[str, Any]:
+    """One row from its measurements in several rounds: all timings, the highest peak RSS."""
+    return {**same[0], "seconds": [s for row in same for s in row["seconds"]],
+            "peak_rss_mib": max(row["peak_rss_mib"] for row in same)}
+
+
 def summarise(rows: list[dict[str, Any]]) -> None:
     """Add img/s (median, min, max), GFLOP/s, fraction of the ceiling and the project / reference ratio."""
     ceiling = {r["precision"]: r["flops_per_call"] / statistics.median(r["seconds"]) / 1e9
@@ -318,6 +325,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per row (median and spread)")
     parser.add_argument("--steps", type=int, default=5, help="calls per timed repeat")
+    parser.add_argument("--rounds", type=int, default=2, help="passes over all rows (timings pooled)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls first (the first one traces)")
     parser.add_argument("--only", default="", help="comma-separated substrings: measure only matching rows "
                                                    "(the ceiling rows always run)")
@@ -342,14 +350,17 @@ def main() -> None:
         measured = run_children([g for g in groups if g], opts, parallel=2)
     else:
         opts = {"size": args.size, "filters": 64, "warmup": args.warmup, "repeats": args.repeats,
-                "steps": args.steps, "matmul_n": 4096}
-        measured = run_children([[r] for r in rows], opts, parallel=1)
+                "steps": args.steps, "matmul_n": 4096, "rounds": args.rounds}
+        # Every row once per round, so load from other processes drifting over minutes hits all rows alike.
+        rounds = [run_children([[r] for r in rows], opts, parallel=1) for _ in range(args.rounds)]
+        measured = [merge(same) for same in zip(*rounds, strict=True)]
     summarise(measured)
     result = {"machine": machine(), "options": {**opts, "quick": args.quick}, "rows": measured}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"{result['machine']['cpu']}, {result['machine']['cores']} cores, {result['machine']['date']}, "
-          f"{opts['size']} px, {opts['repeats']} x {opts['steps']} calls after {opts['warmup']} warm-up")
+          f"{opts['size']} px, {opts.get('rounds', 1)} rounds x {opts['repeats']} x {opts['steps']} calls after "
+          f"{opts['warmup']} warm-up")
     print(table(measured))
     print(f"wrote {args.out}")
 
