@@ -49,9 +49,8 @@ def cpu_has_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
 def resolve_precision(precision: str) -> str:
     """`auto` picks mixed_float16 (with loss scaling) on a GPU, mixed_bfloat16 on a CPU with native bf16, else fp32.
 
-    Issue 5 replaced issue 2's "fp32 on every CPU": on an AVX512_BF16 CPU mixed_bfloat16 ran the 256 px train
-    step about 2x (batch 1) to 3x (batch 4) as fast as fp32, with 300-step loss curves matching fp32's within
-    noise (bench/README.md). Set `--precision fp32` to opt out.
+    On an AVX512_BF16 CPU mixed_bfloat16 ran the 256 px train step about twice as fast as fp32, with 300-step
+    loss curves matching fp32's within noise (bench/README.md). `--precision fp32` opts out.
     """
     if precision == "auto":
         if has_gpu():
