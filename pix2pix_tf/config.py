@@ -91,6 +91,9 @@ class Config:
     chroma_scale: float | None = field(default=None, metadata={"help": "export multiplies the output's Lab "
                                                                        "ab by this; default: chosen on val "
                                                                        "after training"})
+    chroma_smoothing: int = field(default=4, metadata={"help": "export averages the output's Lab ab over "
+                                                               "k x k working-size pixels before joining it "
+                                                               "with L (colour is low-frequency; 1 = off)"})
 
     def resolved_run_dir(self) -> Path:
         return Path(self.run_dir or f"runs/{self.dataset}")
@@ -150,6 +153,8 @@ class Config:
         for name in ["label_fuzz", "label_flip", "zoom_crop", "d_dropout", "g_dropout"]:
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.chroma_smoothing < 1:
+            raise ValueError(f"chroma_smoothing must be >= 1, got {self.chroma_smoothing}")
         if self.chroma_scale is not None and self.chroma_scale < 0:
             raise ValueError(f"chroma_scale must be >= 0, got {self.chroma_scale}")
         if self.steps is not None and self.steps < 1:

@@ -14,13 +14,14 @@ lists them):
   generator runs in inference mode (``training=False``). With ``full_resolution`` (the default) the output's
   chroma (Lab ab; for rgb models taken from the RGB output) is resized back to H x W and joined with the
   luminance L* of the full-resolution grey input, so fine detail survives; otherwise the network's colour
-  picture itself is resized back to H x W. Before the join the chroma (Lab ab) is multiplied by the export's
+  picture itself is resized back to H x W. Before that the chroma (Lab ab, at the working size) is averaged
+  over ``chroma_smoothing`` x ``chroma_smoothing`` blocks (`smooth_chroma`) and multiplied by the export's
   ``chroma_scale`` (`applied_chroma_scale`: the calibrated factor, 1 = the network's own colours, 0 = grey).
 * ``colorize_bytes(encoded)``: string ``[N]`` of encoded JPEG / PNG / GIF / BMP images (sizes may differ)
   -> string ``[N]`` of PNG-encoded colour images.
 * ``metadata()``: a scalar string tensor holding JSON with ``config`` (the full training Config),
   ``color_space``, ``paired`` (a paired-set model, e.g. facades: RGB in, RGB out, no grey and no luminance
-  join), ``chroma_scale`` (the factor applied to ab), ``step``, ``dataset``, ``image_size``,
+  join), ``chroma_scale`` (the factor applied to ab), ``chroma_smoothing``, ``step``, ``dataset``, ``image_size``,
   ``full_resolution``, ``min_side``, ``package_version``, ``format`` and ``endpoints``. Read it with
   ``json.loads(tf.saved_model.load(path).metadata().numpy())``.
 
@@ -68,6 +69,7 @@ def metadata_for(config: Config, step: int) -> dict[str, Any]:
         "image_size": config.image_size,
         "full_resolution": config.full_resolution,
         "chroma_scale": applied_chroma_scale(config),
+        "chroma_smoothing": config.chroma_smoothing,
         "min_side": MIN_SIDE,
         "endpoints": list(ENDPOINTS),
         "config": config.to_dict(),
@@ -79,10 +81,17 @@ def applied_chroma_scale(config: Config) -> float:
     return 1.0 if config.chroma_scale is None else float(config.chroma_scale)
 
 
-def _scale_rgb_chroma(rgb: tf.Tensor, scale: float) -> tf.Tensor:
-    """RGB in [0, 1] with its Lab ab multiplied by `scale` (L* kept)."""
-    lab = color.rgb_to_lab(rgb)
-    return color.lab_to_rgb(tf.concat([lab[..., :1], lab[..., 1:] * scale], axis=-1))
+def smooth_chroma(ab: tf.Tensor, factor: int) -> tf.Tensor:
+    """ab [N, S, S, 2] averaged over factor x factor blocks and interpolated back to S x S (1: unchanged).
+
+    The network's chroma is trustworthy only at low spatial frequencies (its fine chroma is mostly
+    checkerboard and noise), and the eye resolves colour far more coarsely than luminance.
+    """
+    if factor <= 1:
+        return ab
+    size = tf.shape(ab)[1:3]
+    coarse = tf.image.resize(ab, tf.maximum(size // factor, 1), method="area")
+    return tf.image.resize(coarse, size, method="bilinear")
 
 
 def _check_images(images: tf.Tensor) -> tf.Tensor:
@@ -124,21 +133,16 @@ def colorize_graph(images: tf.Tensor, generator: keras.Model, config: Config, pa
         network_input = lightness / color.L_SCALE - 1.0
     small_input = tf.image.resize(network_input, [config.image_size] * 2, antialias=True)
     small_output = tf.cast(generator(small_input, training=False), tf.float32)
-    scale = applied_chroma_scale(config)
-    if config.full_resolution:
-        if config.color_space == "rgb":
-            small_ab = color.rgb_to_lab(color.output_to_rgb(small_input, small_output, "rgb"))[..., 1:]
-        else:
-            small_ab = small_output * color.AB_SCALE
-        ab = tf.image.resize(small_ab * scale, [height, width])
-        out = color.lab_to_rgb(tf.concat([lightness, ab], axis=-1))
+    if config.color_space == "rgb":
+        small_lab = color.rgb_to_lab(color.output_to_rgb(small_input, small_output, "rgb"))
+        small_lightness, small_ab = small_lab[..., :1], small_lab[..., 1:]
     else:
-        if config.color_space == "lab":
-            small_rgb = color.output_to_rgb(small_input, small_output * scale, "lab")
-        else:
-            small_rgb = color.output_to_rgb(small_input, small_output, "rgb")
-            if scale != 1.0:
-                small_rgb = _scale_rgb_chroma(small_rgb, scale)
+        small_lightness, small_ab = (small_input + 1.0) * color.L_SCALE, small_output * color.AB_SCALE
+    small_ab = smooth_chroma(small_ab, config.chroma_smoothing) * applied_chroma_scale(config)
+    if config.full_resolution:
+        out = color.lab_to_rgb(tf.concat([lightness, tf.image.resize(small_ab, [height, width])], axis=-1))
+    else:
+        small_rgb = color.lab_to_rgb(tf.concat([small_lightness, small_ab], axis=-1))
         out = tf.image.resize(small_rgb, [height, width])
     return tf.cast(tf.round(tf.clip_by_value(out, 0.0, 1.0) * 255.0), tf.uint8)
 

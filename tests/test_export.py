@@ -213,3 +213,26 @@ def test_paired_set_model_translates_its_rgb_input_as_it_is(tmp_path: Path) -> N
     out_red, out_grey = (serve(tf.constant(image))["output_0"].numpy() for image in (red, grey))
     assert out_red.shape == (1, 32, 32, 3)
     assert np.abs(out_red.astype(int) - out_grey.astype(int)).max() > 0  # colour reaches the network
+
+
+def test_chroma_smoothing_removes_fine_chroma_and_keeps_the_luminance(tmp_path: Path) -> None:
+    import tensorflow as tf
+    from skimage.color import rgb2lab
+
+    grey = skimage.data.camera()[::4, ::4, None]  # a real photo's luminance, 128 x 128
+    outputs = {}
+    for factor in (1, 8):
+        config = Config(image_size=128, ngf=4, color_space="lab", chroma_scale=4.0, chroma_smoothing=factor)
+        keras.utils.set_random_seed(0)
+        model = tf.saved_model.load(str(export_generator(build_generator(config), config, tmp_path / f"k{factor}", 1)))
+        assert json.loads(model.metadata().numpy())["chroma_smoothing"] == factor
+        outputs[factor] = rgb2lab(model.signatures["serving_default"](images=tf.constant(grey[None]))["output_0"]
+                                  .numpy()[0] / 255.0)
+
+    def fine_chroma(lab: np.ndarray) -> float:  # energy of ab between neighbouring pixels
+        ab = lab[..., 1:]
+        return float(np.mean(np.abs(np.diff(ab, axis=0))) + np.mean(np.abs(np.diff(ab, axis=1))))
+
+    assert fine_chroma(outputs[8]) < 0.5 * fine_chroma(outputs[1])
+    in_gamut = (np.abs(outputs[1][..., 0] - outputs[8][..., 0]))
+    assert np.median(in_gamut) < 0.5  # L* is the input's in both (up to uint8 rounding and gamut clipping)

@@ -23,7 +23,8 @@ SIZE = 64
 
 
 def tiny(**changes) -> Config:
-    return Config(image_size=SIZE, ngf=8, ndf=8, g_dropout=0.0).replace(**changes)
+    """A tiny lab/rgb config; chroma smoothing off, so the scale is seen alone (tests/test_export.py has it)."""
+    return Config(image_size=SIZE, ngf=8, ndf=8, g_dropout=0.0, chroma_smoothing=1).replace(**changes)
 
 
 def generator_for(config: Config) -> keras.Model:
