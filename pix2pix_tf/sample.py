@@ -22,7 +22,7 @@ TILE = 256
 STRIDE = 128
 MAX_SHORT_SIDE = 512
 
-# photo name -> (where it lives, file name)
+# photo name -> file name in scikit-image's data folder (scikit-learn's below)
 SKIMAGE_PHOTOS = {
     "astronaut": "astronaut.png",
     "rocket": "rocket.jpg",
