@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import keras
+import tensorflow as tf
 from keras import layers
 
 from pix2pix_tf.config import Config
@@ -35,10 +36,42 @@ def generator_depth(image_size: int) -> int:
     return depth
 
 
+class FusedBatchNormalization(layers.BatchNormalization):
+    """Keras BatchNormalization over the channels of NHWC tensors, computed by TensorFlow's fused kernel.
+
+    Same variables, statistics (biased batch variance, `momentum` moving averages) and outputs as the Keras
+    layer, whose TensorFlow backend upcasts to float32 and normalises in separate element-wise ops; the fused
+    op reads bfloat16/float16 activations directly and does each direction in one pass. Synchronised
+    (cross-replica) statistics fall back to the Keras implementation.
+    """
+
+    def call(self, inputs: tf.Tensor, training: bool | None = None, mask: tf.Tensor | None = None) -> tf.Tensor:
+        if self.synchronized or mask is not None or len(inputs.shape) != 4 or self.axis not in (-1, 3):
+            return super().call(inputs, training=training, mask=mask)
+        training = bool(training) and self.trainable
+        gamma = tf.convert_to_tensor(self.gamma) if self.scale else tf.ones([inputs.shape[-1]], tf.float32)
+        beta = tf.convert_to_tensor(self.beta) if self.center else tf.zeros([inputs.shape[-1]], tf.float32)
+        if not training:
+            return tf.raw_ops.FusedBatchNormV3(
+                x=inputs, scale=gamma, offset=beta, mean=tf.convert_to_tensor(self.moving_mean),
+                variance=tf.convert_to_tensor(self.moving_variance), epsilon=self.epsilon,
+                is_training=False).y
+        empty = tf.constant([], tf.float32)
+        y, mean, unbiased_variance, *_ = tf.raw_ops.FusedBatchNormV3(
+            x=inputs, scale=gamma, offset=beta, mean=empty, variance=empty, epsilon=self.epsilon,
+            is_training=True)
+        # The kernel returns the variance with Bessel's correction; Keras keeps the biased one.
+        count = tf.cast(tf.size(inputs) // tf.shape(inputs)[-1], tf.float32)
+        variance = unbiased_variance * tf.maximum(count - 1.0, 1.0) / count
+        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+        self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
+        return y
+
+
 def normalization(kind: str, name: str, synchronized: bool = False) -> layers.Layer:
     """`synchronized` batch norm computes its statistics over the global batch, across all replicas."""
     if kind == "batch":
-        return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, synchronized=synchronized, name=name)
+        return FusedBatchNormalization(momentum=0.9, epsilon=1e-5, synchronized=synchronized, name=name)
     if kind == "instance":
         return layers.GroupNormalization(groups=-1, epsilon=1e-5, name=name)
     raise ValueError(f"unknown normalization {kind!r}")

@@ -1,10 +1,12 @@
 """Shapes and parameter counts of the pix2pix networks."""
 
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from pix2pix_tf.config import Config
-from pix2pix_tf.models import build_discriminator, build_generator, generator_depth
+from pix2pix_tf.models import FusedBatchNormalization, build_discriminator, build_generator, generator_depth
 
 
 def trainable_count(model) -> int:
@@ -61,3 +63,30 @@ def test_discriminator_options_change_the_network() -> None:
 def test_generator_refuses_sizes_that_are_not_powers_of_two() -> None:
     with pytest.raises(ValueError, match="power of two"):
         build_generator(Config(image_size=96))
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+@pytest.mark.parametrize("shape", [(1, 2, 2, 8), (4, 16, 16, 8)])
+def test_fused_batch_norm_matches_keras_batch_norm(policy: str, shape: tuple[int, ...]) -> None:
+    """Same outputs, gradients and moving statistics as keras.layers.BatchNormalization, train and inference."""
+    x = tf.random.normal(shape, seed=0) * 3.0 + 1.0
+    keras_bn = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, dtype=policy)
+    fused_bn = FusedBatchNormalization(momentum=0.9, epsilon=1e-5, dtype=policy)
+    for layer in (keras_bn, fused_bn):
+        layer.build(shape)
+        layer.gamma.assign(tf.linspace(0.5, 2.0, shape[-1]))
+        layer.beta.assign(tf.linspace(-1.0, 1.0, shape[-1]))
+
+    def run(layer: keras.layers.Layer) -> list[np.ndarray]:
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = tf.cast(layer(x, training=True), tf.float32)
+            loss = tf.reduce_sum(y * tf.cos(x))
+        grads = tape.gradient(loss, [x, layer.gamma, layer.beta])
+        inference = tf.cast(layer(x, training=False), tf.float32)
+        return [t.numpy() for t in [y, *grads, layer.moving_mean, layer.moving_variance, inference]]
+
+    tolerance = 1e-5 if policy == "float32" else 1e-2
+    for expected, got in zip(run(keras_bn), run(fused_bn), strict=True):
+        np.testing.assert_allclose(got, expected, atol=tolerance * max(1.0, float(np.abs(expected).max())))
+    assert keras_bn(x, training=True).dtype == fused_bn(x, training=True).dtype
