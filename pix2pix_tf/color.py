@@ -36,13 +36,27 @@ def linear_to_srgb(linear: tf.Tensor) -> tf.Tensor:
                     12.92 * linear)
 
 
+def _lab_f(t: tf.Tensor) -> tf.Tensor:
+    """The CIE L*a*b* companding function of a white-normalised X, Y or Z."""
+    return tf.where(t > _EPSILON, tf.pow(tf.maximum(t, _EPSILON), 1.0 / 3.0), (_KAPPA * t + 16.0) / 116.0)
+
+
 def rgb_to_lab(rgb: tf.Tensor) -> tf.Tensor:
     """sRGB floats in [0, 1], shape [..., 3] -> L*a*b* with L in [0, 100]."""
     rgb = tf.convert_to_tensor(rgb, tf.float32)
-    xyz = _matmul_last(srgb_to_linear(rgb), _RGB_TO_XYZ) / tf.constant(_WHITE_D65)
-    f = tf.where(xyz > _EPSILON, tf.pow(tf.maximum(xyz, _EPSILON), 1.0 / 3.0), (_KAPPA * xyz + 16.0) / 116.0)
-    fx, fy, fz = tf.unstack(f, axis=-1)
+    fx, fy, fz = tf.unstack(_lab_f(_matmul_last(srgb_to_linear(rgb), _RGB_TO_XYZ) / tf.constant(_WHITE_D65)), axis=-1)
     return tf.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], axis=-1)
+
+
+def rgb_to_lightness(rgb: tf.Tensor) -> tf.Tensor:
+    """sRGB floats in [0, 1], shape [..., C] with C = 3, or C = 1 for a grey picture -> CIE L* [..., 1].
+
+    The L* channel of `rgb_to_lab` without computing a* and b* (for grey pixels Y equals the linear value).
+    """
+    linear = srgb_to_linear(tf.convert_to_tensor(rgb, tf.float32))
+    if linear.shape[-1] == 3:
+        linear = _matmul_last(linear, _RGB_TO_XYZ[1:2])
+    return 116.0 * _lab_f(linear) - 16.0
 
 
 def lab_to_rgb(lab: tf.Tensor) -> tf.Tensor:

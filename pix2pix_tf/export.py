@@ -109,6 +109,13 @@ def _check_images(images: tf.Tensor) -> tf.Tensor:
         return tf.identity(images)
 
 
+def _resized(images: tf.Tensor, size: list, antialias: bool = False) -> tf.Tensor:
+    """`tf.image.resize` to `size` ([height, width]), skipped when the pictures already have that size."""
+    same = tf.reduce_all(tf.equal(tf.shape(images)[1:3], tf.cast(tf.stack(size), tf.int32)))
+    return tf.cond(same, lambda: tf.identity(images),
+                   lambda: tf.image.resize(images, size, antialias=antialias))
+
+
 def colorize_graph(images: tf.Tensor, generator: keras.Model, config: Config, paired: bool = False) -> tf.Tensor:
     """uint8 [N, H, W, 1 or 3] -> uint8 [N, H, W, 3]: the whole exported computation (see module docstring).
 
@@ -119,19 +126,20 @@ def colorize_graph(images: tf.Tensor, generator: keras.Model, config: Config, pa
     # Grey inputs become 3 equal channels so one path serves both (the checks allow only C in {1, 3}).
     rgb = tf.tile(tf.cast(images, tf.float32) / 255.0, [1, 1, 1, 3 // tf.shape(images)[3]])
     rgb = tf.ensure_shape(rgb, [None, None, None, 3])
+    working_size = [config.image_size] * 2
     if paired:
-        small_input = tf.image.resize(color.from_unit(rgb), [config.image_size] * 2, antialias=True)
+        small_input = _resized(color.from_unit(rgb), working_size, antialias=True)
         small_output = color.to_unit(generator(small_input, training=False))
-        out = tf.image.resize(small_output, [height, width])
+        out = _resized(small_output, [height, width])
         return tf.cast(tf.round(tf.clip_by_value(out, 0.0, 1.0) * 255.0), tf.uint8)
     if config.color_space == "rgb":
-        grey = tf.repeat(color.rgb_to_gray(rgb), 3, axis=-1)
-        lightness = color.rgb_to_lab(grey)[..., :1]
-        network_input = color.from_unit(grey)
+        grey = color.rgb_to_gray(rgb)
+        lightness = color.rgb_to_lightness(grey)
+        network_input = tf.repeat(color.from_unit(grey), 3, axis=-1)
     else:
-        lightness = color.rgb_to_lab(rgb)[..., :1]
+        lightness = color.rgb_to_lightness(rgb)
         network_input = lightness / color.L_SCALE - 1.0
-    small_input = tf.image.resize(network_input, [config.image_size] * 2, antialias=True)
+    small_input = _resized(network_input, working_size, antialias=True)
     small_output = tf.cast(generator(small_input, training=False), tf.float32)
     if config.color_space == "rgb":
         small_lab = color.rgb_to_lab(color.output_to_rgb(small_input, small_output, "rgb"))
@@ -140,10 +148,10 @@ def colorize_graph(images: tf.Tensor, generator: keras.Model, config: Config, pa
         small_lightness, small_ab = (small_input + 1.0) * color.L_SCALE, small_output * color.AB_SCALE
     small_ab = smooth_chroma(small_ab, config.chroma_smoothing) * applied_chroma_scale(config)
     if config.full_resolution:
-        out = color.lab_to_rgb(tf.concat([lightness, tf.image.resize(small_ab, [height, width])], axis=-1))
+        out = color.lab_to_rgb(tf.concat([lightness, _resized(small_ab, [height, width])], axis=-1))
     else:
         small_rgb = color.lab_to_rgb(tf.concat([small_lightness, small_ab], axis=-1))
-        out = tf.image.resize(small_rgb, [height, width])
+        out = _resized(small_rgb, [height, width])
     return tf.cast(tf.round(tf.clip_by_value(out, 0.0, 1.0) * 255.0), tf.uint8)
 
 

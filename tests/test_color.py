@@ -20,6 +20,14 @@ def test_rgb_to_lab_matches_skimage(photo: np.ndarray) -> None:
         np.testing.assert_allclose(color.rgb_to_lab(rgb).numpy(), skimage.color.rgb2lab(rgb), atol=1e-3)
 
 
+def test_lightness_alone_equals_the_l_channel_of_lab(photo: np.ndarray) -> None:
+    lab = color.rgb_to_lab(photo).numpy()
+    np.testing.assert_allclose(color.rgb_to_lightness(photo).numpy(), lab[..., :1], atol=1e-4)
+    grey = color.rgb_to_gray(tf.constant(photo, tf.float32))
+    np.testing.assert_allclose(color.rgb_to_lightness(grey).numpy(),
+                               color.rgb_to_lab(tf.repeat(grey, 3, axis=-1)).numpy()[..., :1], atol=1e-4)
+
+
 def test_lab_to_rgb_matches_skimage_in_and_out_of_gamut() -> None:
     lab = np.random.default_rng(1).uniform([0, -110, -110], [100, 110, 110], (4096, 3))
     with np.errstate(all="ignore"), pytest.warns(UserWarning):  # skimage warns about clipped negative Z
