@@ -9,8 +9,9 @@ row per pass, timings pooled), so load from other programs that drifts over minu
 * ``ceiling``: a large square matmul in fp32 and bfloat16 (the machine's dense-math ceiling);
 * ``reference``: the paper's U-Net + PatchGAN written plainly here (Keras functional API, fp32, one
   `tf.function` with two GradientTapes, untuned); training at batch 1 and 4, generator inference at 1 and 8;
-* ``project``: `Trainer.train_step` with the default Config (precision auto) and with each precision, and the
-  exported SavedModel's ``serving_default`` signature (uint8 in, uint8 out) at batch 1 and 8.
+* ``project``: `Trainer.train_step` with the default Config (precision auto), with each precision and with XLA
+  (``jit_compile``), and the exported SavedModel's ``serving_default`` signature (uint8 in, uint8 out) at
+  batch 1 and 8.
 
 FLOPs are analytic, from the layer shapes: a convolution costs 2 * H_out * W_out * C_in * C_out * k * k, a
 stride-2 transposed convolution 2 * H_in * W_in * C_in * C_out * k * k (norms, activations and the optimiser
@@ -47,6 +48,8 @@ TRAIN_ROWS: list[dict[str, Any]] = [
     {"name": "project mixed_bfloat16", "kind": "train", "precision": "mixed_bfloat16", "batch": 1},
     {"name": "project mixed_bfloat16", "kind": "train", "precision": "mixed_bfloat16", "batch": 4},
     {"name": "project mixed_float16", "kind": "train", "precision": "mixed_float16", "batch": 1},
+    {"name": "project XLA (auto)", "kind": "train", "precision": "auto", "jit": True, "batch": 1},
+    {"name": "project XLA (auto)", "kind": "train", "precision": "auto", "jit": True, "batch": 4},
 ]
 INFER_ROWS: list[dict[str, Any]] = [
     {"name": "reference G fp32", "kind": "ref_infer", "batch": 1},
@@ -215,7 +218,7 @@ def measure(spec: dict[str, Any], opts: dict[str, Any]) -> dict[str, Any]:
         from pix2pix_tf.training import Trainer
 
         config = Config(image_size=size, batch_size=batch, ngf=ngf, ndf=ndf, precision=spec["precision"],
-                        run_dir=tempfile.mkdtemp())
+                        jit_compile=spec.get("jit"), run_dir=tempfile.mkdtemp())
         trainer = Trainer(config)
         seconds = timed(lambda: trainer.train_step((source, target))["g_total"].numpy(), **runs)
         info["precision"] = trainer.precision
