@@ -1,4 +1,5 @@
-"""Shared tiny fixtures: real colour photos from scikit-image, small folders of them on disk."""
+"""Shared tiny fixtures: real colour photos from scikit-image, small folders of them on disk, fake Berkeley
+pix2pix archives (A | B side by side) and a TFDS data dir of each test's own."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import io  # noqa: E402
+import tarfile  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -46,3 +49,44 @@ def make_photo_folder(tmp_path: Path, photo_crops: list[np.ndarray]) -> PhotoFol
         return folder
 
     return make
+
+
+def jpeg(pixels: np.ndarray) -> bytes:
+    """uint8 RGB pixels as JPEG bytes (quality 95)."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=95)
+    return buffer.getvalue()
+
+
+def skimage_crop(index: int, height: int = 256, width: int = 256) -> np.ndarray:
+    """A distinct crop of a real skimage photo."""
+    source = [skimage.data.astronaut(), skimage.data.chelsea(), skimage.data.coffee()][index % 3]
+    top, left = (index * 13) % (source.shape[0] - height), (index * 29) % (source.shape[1] - width)
+    return np.ascontiguousarray(source[top:top + height, left:left + width])
+
+
+def pair_image(index: int, height: int = 64, width: int = 64) -> np.ndarray:
+    """A | B side by side: skimage_crop(index) | skimage_crop(index + 1)."""
+    return np.concatenate([skimage_crop(index, height, width), skimage_crop(index + 1, height, width)], axis=1)
+
+
+def write_paired_tar(path: Path, name: str, splits: dict[str, int]) -> Path:
+    """A Berkeley-style <name>.tar.gz: <name>/<split>/<i>.jpg, each pair_image(i - 1), 64 x 128."""
+    with tarfile.open(path, "w:gz") as archive:
+        for split, count in splits.items():
+            for i in range(count):
+                payload = jpeg(pair_image(i))
+                info = tarfile.TarInfo(f"{name}/{split}/{i + 1}.jpg")
+                info.size = len(payload)
+                archive.addfile(info, io.BytesIO(payload))
+    return path
+
+
+@pytest.fixture
+def tfds_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A TFDS data dir of this test's own; the dataset URLs point where nothing answers."""
+    directory = tmp_path / "tfds"
+    monkeypatch.setenv("TFDS_DATA_DIR", str(directory))
+    monkeypatch.setenv("PIX2PIX_CVCL_URL", "http://127.0.0.1:9/unused.zip")
+    monkeypatch.setenv("PIX2PIX_BERKELEY_URL_BASE", "http://127.0.0.1:9/unused")
+    return directory

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import jpeg, skimage_crop, write_paired_tar
 from PIL import Image
-from skimage import data as skdata
 
 from pix2pix_tf import builders
 from pix2pix_tf.builders import cvcl_scenes
@@ -27,22 +27,10 @@ from pix2pix_tf.errors import UserError
 REPO = Path(__file__).resolve().parents[1]
 FOLDER = cvcl_scenes.FOLDER
 BROKEN = "coast_broken.jpg"
+pytestmark = pytest.mark.usefixtures("tfds_dir")  # every test prepares into its own TFDS data dir, offline
 
 
 # ---------------------------------------------------------------------------------------------- fixtures
-
-
-def jpeg(pixels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="JPEG", quality=95)
-    return buffer.getvalue()
-
-
-def photo(index: int, height: int = 256, width: int = 256) -> np.ndarray:
-    """A distinct crop of a real skimage photo."""
-    source = [skdata.astronaut(), skdata.chelsea(), skdata.coffee()][index % 3]
-    top, left = (index * 13) % (source.shape[0] - height), (index * 29) % (source.shape[1] - width)
-    return np.ascontiguousarray(source[top:top + height, left:left + width])
 
 
 def names_covering_splits(category: str, n_train: int) -> list[str]:
@@ -64,7 +52,7 @@ def names_covering_splits(category: str, n_train: int) -> list[str]:
 def cvcl_files() -> dict[str, bytes]:
     """~20 CVCL-style files over two categories, plus one corrupt JPEG."""
     names = names_covering_splits("coast", 8) + names_covering_splits("forest", 6)
-    files = {name: jpeg(photo(i)) for i, name in enumerate(names)}
+    files = {name: jpeg(skimage_crop(i)) for i, name in enumerate(names)}
     files[BROKEN] = b"\xff\xd8\xff\xe0 this is not really a jpeg"
     return files
 
@@ -73,22 +61,6 @@ def write_cvcl_zip(path: Path, files: dict[str, bytes], folder: str = FOLDER) ->
     with zipfile.ZipFile(path, "w") as zf:
         for name, payload in files.items():
             zf.writestr(f"{folder}/{name}", payload)
-    return path
-
-
-def pair_image(index: int, height: int = 64, width: int = 64) -> np.ndarray:
-    return np.concatenate([photo(index, height, width), photo(index + 1, height, width)], axis=1)
-
-
-def write_paired_tar(path: Path, name: str, splits: dict[str, int]) -> Path:
-    """A Berkeley-style <name>.tar.gz: <name>/<split>/<i>.jpg, each A | B side by side."""
-    with tarfile.open(path, "w:gz") as tf:
-        for split, count in splits.items():
-            for i in range(count):
-                payload = jpeg(pair_image(i))
-                info = tarfile.TarInfo(f"{name}/{split}/{i + 1}.jpg")
-                info.size = len(payload)
-                tf.addfile(info, io.BytesIO(payload))
     return path
 
 
@@ -135,16 +107,6 @@ def closed_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}"
-
-
-@pytest.fixture(autouse=True)
-def tfds_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test prepares into its own TFDS data dir and never reaches the real servers."""
-    directory = tmp_path / "tfds"
-    monkeypatch.setenv("TFDS_DATA_DIR", str(directory))
-    monkeypatch.setenv("PIX2PIX_CVCL_URL", "http://127.0.0.1:9/unused.zip")
-    monkeypatch.setenv("PIX2PIX_BERKELEY_URL_BASE", "http://127.0.0.1:9/unused")
-    return directory
 
 
 def load_all(config: Config, split: str) -> tuple[builders.Source, list[dict[str, np.ndarray]]]:
@@ -312,10 +274,10 @@ def test_paired_download_splits_halves(serve: Server, tmp_path: Path, monkeypatc
     for example in examples:
         assert set(example) == {"a", "b"}
         assert example["a"].shape == example["b"].shape == (64, 64, 3) and example["a"].dtype == np.uint8
-    # file i holds photo(i) | photo(i + 1): A is the left half, B the right one
-    firsts = [ex for ex in examples if np.abs(ex["a"].astype(int) - photo(0, 64, 64)).mean() < 6]
+    # file i holds skimage_crop(i) | skimage_crop(i + 1): A is the left half, B the right one
+    firsts = [ex for ex in examples if np.abs(ex["a"].astype(int) - skimage_crop(0, 64, 64)).mean() < 6]
     assert len(firsts) == 1
-    assert np.abs(firsts[0]["b"].astype(int) - photo(1, 64, 64)).mean() < 6
+    assert np.abs(firsts[0]["b"].astype(int) - skimage_crop(1, 64, 64)).mean() < 6
     assert serve.requests.count("/facades.tar.gz") == 1
 
 
