@@ -60,16 +60,16 @@ def choose_scale(colorize: Callable[[np.ndarray, float], np.ndarray], greys: Seq
 
 def calibrate(generator: keras.Model, config: Config, grid: Sequence[float] = SCALE_GRID) -> Calibration:
     """Choose the export's chroma factor for `generator` on `config`'s validation photos (see module docstring)."""
-    from pix2pix_tf.evaluate import grey_version, split_photos
+    from pix2pix_tf.evaluate import grey_version, split_examples
     from pix2pix_tf.export import colorize_graph
 
     photo_config = config.replace(jitter=False)
     split = "val"
-    photos, _ = split_photos(photo_config, split, MAX_PHOTOS)
+    photos, _ = split_examples(photo_config, split, MAX_PHOTOS)
     if not photos:
         split = "train"
-        photos, _ = split_photos(photo_config, split, MAX_PHOTOS)
-    targets = [photo for _, photo in photos]
+        photos, _ = split_examples(photo_config, split, MAX_PHOTOS)
+    targets = [example["image"] for _, example in photos]
     greys = [grey_version(photo, config.color_space) for photo in targets]
 
     def colorize(grey: np.ndarray, scale: float) -> np.ndarray:

@@ -1,15 +1,22 @@
-"""Score an exported colorizer on a dataset split, always beside the grey baseline.
+"""Score an exported model on a dataset split, always beside the "change nothing" baseline.
 
 `python evaluate.py --model saved_models/opencountry --dataset opencountry [--split test] [--data-dir DIR]
-[--out DIR] [--limit N]` loads the SavedModel with `tf.saved_model.load` (no model code), takes each colour
-photo of the split as `load_source` delivers it (whole picture, its own aspect ratio; the folder source keeps
-its short side at the model's working size), makes the grey input itself (BT.601 luma for rgb models, CIE L*
-for lab models, as in training) so no model ever sees colour, and scores the model's output and the grey copy
-itself (the baseline: "colorize" by changing nothing) against the photo with every metric of
-`pix2pix_tf.metrics`.
+[--out DIR] [--limit N]` loads the SavedModel with `tf.saved_model.load` (no model code) and takes each example
+of the split as `load_source` delivers it (whole picture, its own aspect ratio; the folder source keeps its
+short side at the model's working size). What the model is given and scored against depends on the dataset:
 
-Writes OUT/metrics.json (means, n, the model's metadata), OUT/per_image.csv, OUT/results.png (INPUT | OUTPUT |
-TARGET) and prints a table. Default OUT: runs/<dataset>/evaluate-<split>.
+* a colour set (folder, sample, opencountry, ...): the evaluator makes the grey input itself from each photo
+  (BT.601 luma for rgb models, CIE L* for lab models, as in training), so no model ever sees colour; the target
+  is the photo. Baseline: the **grey copy** (the grey input as RGB: "colorize" by changing nothing).
+* a paired set (facades, cityscapes, ...): the model is given one side of each pair (uint8 RGB, B for a BtoA
+  model, e.g. the label map, else A) and scored against the other side. Baseline: the **input copy** (the
+  input picture itself: "translate" by changing nothing).
+
+Model and baseline are scored against the target with every metric of `pix2pix_tf.metrics`.
+
+Writes OUT/metrics.json (means of the model and of the baseline, under "model" and "grey_baseline" or
+"input_baseline"; "baseline": "grey" or "input"; n; the model's metadata), OUT/per_image.csv, OUT/results.png
+(INPUT | OUTPUT | TARGET) and prints a table. Default OUT: runs/<dataset>/evaluate-<split>.
 """
 
 from __future__ import annotations
@@ -36,26 +43,55 @@ from pix2pix_tf.config import Config  # noqa: E402
 from pix2pix_tf.errors import UserError  # noqa: E402
 from pix2pix_tf.export import ExportedModel, load_exported, refusal_reason  # noqa: E402
 from pix2pix_tf.metrics import METRICS, colorfulness, image_metrics  # noqa: E402
+from pix2pix_tf.sources import SPLITS, is_paired, load_source, resolve_direction  # noqa: E402
+from pix2pix_tf.visualize import save_comparison_figure, to_uint8  # noqa: E402
 
 SPLIT_CHOICES = ("train", "val", "test", "all")
 FIGURE_ROWS = 6
 SCALES_NOTE = ("ssim and psnr on RGB in [0, 1]; rmsd_255 on [0, 255], rmsd_pm1 on the network's [-1, 1] "
                "(= rmsd_255 * 2 / 255); ciede2000 mean over pixels; colorfulness Hasler & Suesstrunk 2003 "
                "on [0, 255]; psnr capped at 100 dB for identical pictures")
+Example = dict[str, np.ndarray]  # as load_source yields it: {"image"} for colour sets, {"a", "b"} for paired sets
 
 
 @dataclass
 class Scores:
-    """Per-image rows and the means of the model and of the grey baseline."""
+    """Per-image rows and the means of the model and of the baseline (`baseline_kind`: "grey" or "input")."""
 
     rows: list[dict[str, Any]]
     model: dict[str, float]
     baseline: dict[str, float]
     target_colorfulness: float
+    baseline_kind: str = "grey"
 
     @property
     def n(self) -> int:
         return len(self.rows)
+
+
+@dataclass(frozen=True)
+class Task:
+    """What a model is asked to do on a dataset: colorize grey photos, or translate one side of a pair."""
+
+    paired: bool
+    color_space: str  # colour sets: the grey a model of this colour space was trained on
+    direction: str  # paired sets: AtoB (A in, B scored against) or BtoA
+
+    @property
+    def baseline_kind(self) -> str:
+        """"grey" (the grey copy) for colour sets, "input" (the input copy) for paired sets."""
+        return "input" if self.paired else "grey"
+
+    def case(self, example: Example) -> tuple[np.ndarray, np.ndarray]:
+        """(what the model is given, what it is scored against) for one example, both uint8."""
+        if not self.paired:
+            return grey_version(example["image"], self.color_space), example["image"]
+        return (example["b"], example["a"]) if self.direction == "BtoA" else (example["a"], example["b"])
+
+
+def task_for(model: ExportedModel, config: Config) -> Task:
+    """The Task of `model` on `config`'s dataset (the direction: the config's, else the dataset's usual one)."""
+    return Task(paired=is_paired(config), color_space=model.color_space, direction=resolve_direction(config))
 
 
 def grey_version(rgb: np.ndarray, color_space: str) -> np.ndarray:
@@ -65,19 +101,19 @@ def grey_version(rgb: np.ndarray, color_space: str) -> np.ndarray:
     return np.round(grey.numpy() * 255.0).astype(np.uint8)
 
 
-def score_pairs(outputs: Sequence[np.ndarray], targets: Sequence[np.ndarray], greys: Sequence[np.ndarray],
-                names: Sequence[str] | None = None) -> Scores:
-    """Score each output and each grey copy (the baseline) against its target; uint8 pictures of equal size."""
-    if not len(outputs) == len(targets) == len(greys) > 0:
-        raise ValueError(f"need equally many outputs, targets and greys (got {len(outputs)}, {len(targets)}, "
-                         f"{len(greys)}), at least one")
+def score_pairs(outputs: Sequence[np.ndarray], targets: Sequence[np.ndarray], inputs: Sequence[np.ndarray],
+                names: Sequence[str] | None = None, baseline_kind: str = "grey") -> Scores:
+    """Score each output and each input as RGB (the baseline: the grey copy of a colour photo, or a paired
+    example's input copy) against its target; uint8 pictures of equal size."""
+    if not len(outputs) == len(targets) == len(inputs) > 0:
+        raise ValueError(f"need equally many outputs, targets and inputs (got {len(outputs)}, {len(targets)}, "
+                         f"{len(inputs)}), at least one")
     rows = []
-    for index, (output, target, grey) in enumerate(zip(outputs, targets, greys, strict=True)):
-        grey_rgb = np.repeat(grey.reshape(*grey.shape[:2], -1)[..., :1], 3, axis=-1)
+    for index, (output, target, network_input) in enumerate(zip(outputs, targets, inputs, strict=True)):
         row: dict[str, Any] = {"name": names[index] if names else f"{index:05d}",
                                "height": target.shape[0], "width": target.shape[1]}
         row |= {f"model_{k}": v for k, v in image_metrics(output, target).items()}
-        row |= {f"baseline_{k}": v for k, v in image_metrics(grey_rgb, target).items()}
+        row |= {f"baseline_{k}": v for k, v in image_metrics(to_uint8(network_input), target).items()}
         row["target_colorfulness"] = colorfulness(target)
         rows.append(row)
 
@@ -86,12 +122,12 @@ def score_pairs(outputs: Sequence[np.ndarray], targets: Sequence[np.ndarray], gr
 
     return Scores(rows=rows, model={k: mean(f"model_{k}") for k in METRICS},
                   baseline={k: mean(f"baseline_{k}") for k in METRICS},
-                  target_colorfulness=mean("target_colorfulness"))
+                  target_colorfulness=mean("target_colorfulness"), baseline_kind=baseline_kind)
 
 
 def format_table(scores: Scores) -> str:
-    """Model vs grey baseline, one row per metric."""
-    lines = [f"{'metric':<16}{'model':>12}{'grey baseline':>16}   better", "-" * 52]
+    """Model vs baseline (grey or input copy), one row per metric."""
+    lines = [f"{'metric':<16}{'model':>12}{scores.baseline_kind + ' baseline':>16}   better", "-" * 52]
     for key, (label, higher) in METRICS.items():
         lines.append(f"{label:<16}{scores.model[key]:>12.4f}{scores.baseline[key]:>16.4f}   "
                      f"{'higher' if higher else 'lower'}")
@@ -116,19 +152,14 @@ def source_config(model: ExportedModel, dataset: str | None, data_dir: str | Non
     return config
 
 
-def split_photos(config: Config, split: str, limit: int | None) -> tuple[list[tuple[str, np.ndarray]], int]:
-    """[(name, uint8 [H, W, 3])] of `split` ("all": every split; a photo that an earlier split already gave,
-    as a folder of under 3 photos does, is left out) and the number of files the source skipped."""
-    from pix2pix_tf.sources import SPLITS, load_source
-
-    photos: list[tuple[str, np.ndarray]] = []
+def split_examples(config: Config, split: str, limit: int | None) -> tuple[list[tuple[str, Example]], int]:
+    """[(name, example)] of `split` ("all": every split; an example that an earlier split already gave, as a
+    folder of under 3 photos does, is left out) and the number of files the source skipped."""
+    examples: list[tuple[str, Example]] = []
     earlier: set[str] = set()
     skipped = 0
     for part in SPLITS if split == "all" else (split,):
         source = load_source(config, part)
-        if source.paired:
-            raise UserError(f"{config.dataset} is a paired set (A -> B); evaluate scores colorization of "
-                            "colour photos: use a colour set such as folder, opencountry or forest")
         skipped = max(skipped, len(source.skipped))  # the folder source lists its skips in every split
         counts: dict[str, int] = {}
         for index, example in enumerate(source.examples.as_numpy_iterator()):
@@ -136,49 +167,45 @@ def split_photos(config: Config, split: str, limit: int | None) -> tuple[list[tu
             if origin in earlier:
                 continue
             counts[origin] = counts.get(origin, 0) + 1  # several tiles of one photo: name#2, name#3, ...
-            photos.append((origin if counts[origin] == 1 else f"{origin}#{counts[origin]}", example["image"]))
-            if limit is not None and len(photos) >= limit:
-                return photos, skipped
+            examples.append((origin if counts[origin] == 1 else f"{origin}#{counts[origin]}", example))
+            if limit is not None and len(examples) >= limit:
+                return examples, skipped
         earlier |= set(counts)
-    return photos, skipped
+    return examples, skipped
 
 
-def evaluate(model_dir: str | Path, out_dir: str | Path | None = None, dataset: str | None = None,
-             data_dir: str | None = None, split: str = "test", limit: int | None = None) -> dict[str, Any]:
-    """Score the model and the grey baseline on a split; write the report files; return metrics.json's content."""
+@dataclass
+class Outcome:
+    """What the model made of the examples it accepted (parallel lists), and the ones it refused."""
+
+    names: list[str]
+    inputs: list[np.ndarray]
+    outputs: list[np.ndarray]
+    targets: list[np.ndarray]
+    refused: list[str]
+
+
+def run_model(model: ExportedModel, task: Task, examples: list[tuple[str, Example]]) -> Outcome:
+    """Give the model each example's input (its serving signature, uint8 in and out)."""
     from tqdm import tqdm
 
-    from pix2pix_tf.visualize import save_comparison_figure
-
-    model = load_exported(model_dir)
-    config = source_config(model, dataset, data_dir)
-    out = Path(out_dir) if out_dir else config.resolved_run_dir() / f"evaluate-{split}"
-    photos, files_skipped = split_photos(config, split, limit)
-    if not photos:
-        raise UserError(f"the {split} split of {config.dataset} has no photos to score")
-
-    names, outputs, targets, greys, refused = [], [], [], [], []
-    for name, target in tqdm(photos, desc="colorizing", unit="img"):
-        grey = grey_version(target, model.color_space)
+    outcome = Outcome([], [], [], [], [])
+    for name, example in tqdm(examples, desc="translating" if task.paired else "colorizing", unit="img"):
+        network_input, target = task.case(example)
         try:
-            outputs.append(model.colorize(grey))
+            outcome.outputs.append(model.colorize(network_input))
         except tf.errors.InvalidArgumentError as error:
-            refused.append(f"{name}: {refusal_reason(error)}")
+            outcome.refused.append(f"{name}: {refusal_reason(error)}")
             continue
-        names.append(name)
-        targets.append(target)
-        greys.append(grey)
-    if not outputs:
-        raise UserError(f"the model refused every photo, e.g. {refused[0]}")
-    scores = score_pairs(outputs, targets, greys, names)
+        outcome.names.append(name)
+        outcome.inputs.append(network_input)
+        outcome.targets.append(target)
+    return outcome
 
-    summary: dict[str, Any] = {
-        "model_dir": str(model_dir), "dataset": config.dataset, "split": split, "n_images": scores.n,
-        "refused_by_model": refused, "files_skipped_by_source": files_skipped,
-        "means": {"model": scores.model, "grey_baseline": scores.baseline},
-        "target_colorfulness": scores.target_colorfulness, "scales": SCALES_NOTE,
-        "model_metadata": model.metadata,
-    }
+
+def write_report(out: Path, summary: dict[str, Any], scores: Scores, outcome: Outcome) -> None:
+    """metrics.json, per_image.csv and results.png (INPUT | OUTPUT | TARGET, each row's SSIM beside the
+    baseline's)."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     with open(out / "per_image.csv", "w", newline="") as handle:
@@ -187,13 +214,38 @@ def evaluate(model_dir: str | Path, out_dir: str | Path | None = None, dataset: 
         writer.writerows(scores.rows)
     shown = range(min(FIGURE_ROWS, scores.n))
     save_comparison_figure(
-        [[greys[i], outputs[i], targets[i]] for i in shown], ["INPUT", "OUTPUT", "TARGET"],
+        [[outcome.inputs[i], outcome.outputs[i], outcome.targets[i]] for i in shown], ["INPUT", "OUTPUT", "TARGET"],
         out / "results.png",
-        row_labels=[f"{names[i][-24:]}\nSSIM {scores.rows[i]['model_ssim']:.3f} "
-                    f"(grey {scores.rows[i]['baseline_ssim']:.3f})" for i in shown])
+        row_labels=[f"{outcome.names[i][-24:]}\nSSIM {scores.rows[i]['model_ssim']:.3f} "
+                    f"({scores.baseline_kind} {scores.rows[i]['baseline_ssim']:.3f})" for i in shown])
+
+
+def evaluate(model_dir: str | Path, out_dir: str | Path | None = None, dataset: str | None = None,
+             data_dir: str | None = None, split: str = "test", limit: int | None = None) -> dict[str, Any]:
+    """Score the model and its baseline on a split; write the report files; return metrics.json's content."""
+    model = load_exported(model_dir)
+    config = source_config(model, dataset, data_dir)
+    out = Path(out_dir) if out_dir else config.resolved_run_dir() / f"evaluate-{split}"
+    examples, files_skipped = split_examples(config, split, limit)
+    if not examples:
+        raise UserError(f"the {split} split of {config.dataset} has no examples to score")
+    task = task_for(model, config)
+    outcome = run_model(model, task, examples)
+    if not outcome.outputs:
+        raise UserError(f"the model refused every example, e.g. {outcome.refused[0]}")
+    scores = score_pairs(outcome.outputs, outcome.targets, outcome.inputs, outcome.names, task.baseline_kind)
+    summary: dict[str, Any] = {
+        "model_dir": str(model_dir), "dataset": config.dataset, "split": split, "n_images": scores.n,
+        "refused_by_model": outcome.refused, "files_skipped_by_source": files_skipped,
+        "baseline": task.baseline_kind,
+        "means": {"model": scores.model, f"{task.baseline_kind}_baseline": scores.baseline},
+        "target_colorfulness": scores.target_colorfulness, "scales": SCALES_NOTE,
+        "model_metadata": model.metadata,
+    }
+    write_report(out, summary, scores, outcome)
     print(format_table(scores))
-    if refused:
-        print(f"{len(refused)} photo(s) refused by the model (listed in metrics.json)")
+    if outcome.refused:
+        print(f"{len(outcome.refused)} example(s) refused by the model (listed in metrics.json)")
     print(f"wrote {out / 'metrics.json'}, per_image.csv and results.png")
     return summary
 

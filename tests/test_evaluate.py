@@ -1,4 +1,5 @@
-"""evaluate: scores against independent computations, the grey baseline, any SavedModel, clear errors."""
+"""evaluate: scores against independent computations, the grey and input-copy baselines, any SavedModel,
+paired sets, clear errors."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import skimage.data
 import tensorflow as tf
+from conftest import write_paired_tar
 from PIL import Image
 from skimage.color import rgb2lab
 from skimage.metrics import structural_similarity
@@ -20,6 +23,7 @@ from skimage.metrics import structural_similarity
 from pix2pix_tf.config import Config
 from pix2pix_tf.evaluate import grey_version, main, score_pairs
 from pix2pix_tf.export import export_generator
+from pix2pix_tf.metrics import image_metrics
 from pix2pix_tf.models import build_generator
 from pix2pix_tf.sources import SPLITS, load_source
 
@@ -56,6 +60,33 @@ def folder_photos(folder: Path) -> list[np.ndarray]:
         for name, example in zip(source.origins, source.examples.as_numpy_iterator(), strict=True):
             photos[name] = example["image"]
     return [photos[name] for name in sorted(photos)]
+
+
+def independent_scores(picture: np.ndarray, target: np.ndarray) -> dict[str, float]:
+    """RMSD, PSNR and SSIM computed with numpy / scikit-image, not with pix2pix_tf.metrics."""
+    mse = np.mean((picture.astype(np.float64) - target) ** 2)
+    ssim = structural_similarity(picture / 255.0, target / 255.0, data_range=1.0, channel_axis=-1,
+                                 gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+    return {"rmsd_255": float(np.sqrt(mse)), "psnr": float(10 * np.log10(255**2 / mse)), "ssim": float(ssim)}
+
+
+def assert_scores(row: dict[str, str], who: str, expected: dict[str, float]) -> None:
+    assert float(row[f"{who}_rmsd_255"]) == pytest.approx(expected["rmsd_255"], rel=1e-4)
+    assert float(row[f"{who}_psnr"]) == pytest.approx(expected["psnr"], abs=1e-2)
+    assert float(row[f"{who}_ssim"]) == pytest.approx(expected["ssim"], abs=0.01)
+
+
+def save_foreign_model(path: Path, function: Callable[[tf.Tensor], tf.Tensor]) -> Path:
+    """A SavedModel made without this package whose serving_default maps uint8 [N, H, W, C] with `function`."""
+
+    class Foreign(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, None, None, None], tf.uint8)])
+        def serve(self, images: tf.Tensor) -> tf.Tensor:
+            return function(images)
+
+    module = Foreign()
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
+    return path
 
 
 def test_perfect_output_and_grey_baseline() -> None:
@@ -105,14 +136,8 @@ def test_cli_matches_independent_scores(tmp_path: Path, photo_folder: Path, tiny
         grey = grey_version(target, "rgb")  # the same input evaluate used, so the model output is the same
         output = model.colorize(grey[None]).numpy()[0]
         for kind, picture in (("model", output), ("grey_baseline", np.repeat(grey, 3, -1))):
-            diff = picture.astype(np.float64) - target
-            mse = np.mean(diff**2)
-            values = expected[kind]
-            values.setdefault("rmsd_255", []).append(np.sqrt(mse))
-            values.setdefault("psnr", []).append(10 * np.log10(255**2 / mse))
-            values.setdefault("ssim", []).append(structural_similarity(
-                picture / 255.0, target / 255.0, data_range=1.0, channel_axis=-1, gaussian_weights=True,
-                sigma=1.5, use_sample_covariance=False))
+            for key, value in independent_scores(picture, target).items():
+                expected[kind].setdefault(key, []).append(value)
     for kind, values in expected.items():
         means = summary["means"][kind]
         assert means["rmsd_255"] == pytest.approx(np.mean(values["rmsd_255"]), rel=1e-4)
@@ -124,16 +149,9 @@ def test_cli_matches_independent_scores(tmp_path: Path, photo_folder: Path, tiny
 
 def test_any_savedmodel_with_the_serving_signature(tmp_path: Path, photo_folder: Path) -> None:
     """A foreign SavedModel that returns its grey input as RGB must score exactly as the grey baseline."""
-
-    class GreyPassThrough(tf.Module):
-        @tf.function(input_signature=[tf.TensorSpec([None, None, None, None], tf.uint8)])
-        def serve(self, images: tf.Tensor) -> tf.Tensor:
-            return tf.repeat(images[..., :1], 3, axis=-1)
-
-    module = GreyPassThrough()
-    tf.saved_model.save(module, str(tmp_path / "passthrough"), signatures={"serving_default": module.serve})
+    passthrough = save_foreign_model(tmp_path / "passthrough", lambda images: tf.repeat(images[..., :1], 3, -1))
     out = tmp_path / "report"
-    assert main(["--model", str(tmp_path / "passthrough"), "--dataset", "folder", "--data-dir",
+    assert main(["--model", str(passthrough), "--dataset", "folder", "--data-dir",
                  str(photo_folder), "--split", "all", "--limit", "3", "--out", str(out)]) == 0
     summary = json.loads((out / "metrics.json").read_text())
     assert summary["n_images"] == 3 and summary["model_metadata"] == {}
@@ -165,3 +183,38 @@ def test_errors_are_one_line_and_exit_2(tmp_path: Path, tiny_model: Path,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)})
     assert result.returncode == 2
     assert "evaluate.py: error: model folder" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_paired_output_equal_to_the_target_scores_perfectly() -> None:
+    label_map, photo = skimage.data.coffee()[:48, :64], skimage.data.chelsea()[:48, :64]
+    scores = score_pairs([photo], [photo], [label_map], baseline_kind="input")
+    assert scores.model["ssim"] == pytest.approx(1.0, abs=1e-6) and scores.model["rmsd_255"] == 0.0
+    assert scores.baseline == image_metrics(label_map, photo)  # the input copy, all three channels as they are
+    assert scores.baseline_kind == "input"
+
+
+def test_paired_set_scored_beside_the_input_copy(tmp_path: Path, tfds_dir: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    archive = write_paired_tar(tmp_path / "facades.tar.gz", "facades", {"train": 1, "test": 2})
+    config = Config(dataset="facades", data_dir=str(archive), image_size=32, ngf=4)  # BtoA: labels -> photo
+    export_generator(build_generator(config), config, tmp_path / "model", step=2)
+    out = tmp_path / "report"
+    assert main(["--model", str(tmp_path / "model"), "--out", str(out)]) == 0  # the model's own data
+    assert "input baseline" in capsys.readouterr().out
+    summary = json.loads((out / "metrics.json").read_text())
+    assert summary["baseline"] == "input" and set(summary["means"]) == {"model", "input_baseline"}
+    assert summary["n_images"] == 2 and (out / "results.png").stat().st_size > 0
+
+    # computed here: the model is given B (the label map) and scored against A (the photo); the baseline is B
+    first = next(load_source(config, "test").examples.as_numpy_iterator())
+    row = next(csv.DictReader(open(out / "per_image.csv")))
+    assert_scores(row, "baseline", independent_scores(first["b"], first["a"]))
+    model = tf.saved_model.load(str(tmp_path / "model"))
+    output = model.colorize(first["b"][None]).numpy()[0]
+    assert_scores(row, "model", independent_scores(output, first["a"]))
+
+    passthrough = save_foreign_model(tmp_path / "passthrough", tf.identity)  # changes nothing: the input copy
+    assert main(["--model", str(passthrough), "--dataset", "facades", "--data-dir", str(archive),
+                 "--out", str(out)]) == 0
+    summary = json.loads((out / "metrics.json").read_text())
+    assert summary["means"]["model"] == summary["means"]["input_baseline"]
