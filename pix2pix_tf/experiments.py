@@ -5,12 +5,14 @@
 `python -m pix2pix_tf.experiments run GRID [--dataset NAME] [--steps N | --epochs N] [any train.py flag]
 [--results-dir DIR] [--split test]` trains every variant of GRID (a grid name or a path to a grid file),
 resuming any whose run exists and skipping any already trained to the same config; exports each; scores each
-export with the evaluator (`pix2pix_tf.evaluate`, model and grey baseline) on one split; and writes to
-RESULTS_DIR (default runs/experiments/<grid>-<dataset>):
+export with the evaluator (`pix2pix_tf.evaluate`: the model beside its baseline, the grey copy on colour sets,
+the input copy on paired sets) on one split; and writes to RESULTS_DIR (default
+runs/experiments/<grid>-<dataset>):
 
-* summary.csv and summary.md: one row per variant, the model's and the grey baseline's mean of every metric;
+* summary.csv and summary.md: one row per variant, the model's and the baseline's mean of every metric;
 * charts/<metric>.png (one bar chart per metric) and charts/all_metrics.png (all of them in one figure);
-* comparison.png: INPUT | one column per variant | TARGET on the same photos of the split;
+* comparison.png: INPUT | one column per variant | TARGET on the same examples of the split (a grid whose
+  variants read different data, as `paired` does: INPUT | OUTPUT | TARGET, a few rows per variant);
 * gifs/<variant>.gif: each variant's progress GIF (one frame per finished epoch);
 * <variant>/run (checkpoints, logs), <variant>/model (the export), <variant>/evaluate-<split> (the evaluator's
   report).
@@ -83,6 +85,7 @@ class VariantResult:
     n_images: int = 0
     model: dict[str, float] = field(default_factory=dict)
     baseline: dict[str, float] = field(default_factory=dict)
+    baseline_kind: str = "grey"  # the evaluator's: "grey" (colour sets) or "input" (paired sets)
     target_colorfulness: float | None = None
     note: str = ""
 
@@ -240,7 +243,7 @@ def describe_budget(config: Config) -> str:
 
 
 def score_variant(result: VariantResult, split: str, results_dir: Path) -> None:
-    """Fill `result` with the evaluator's means for its export (model and grey baseline) on `split`; an export
+    """Fill `result` with the evaluator's means for its export (model and baseline) on `split`; an export
     scored before (its metrics.json is newer than the export) is not scored again."""
     from pix2pix_tf.evaluate import evaluate
 
@@ -261,7 +264,8 @@ def score_variant(result: VariantResult, split: str, results_dir: Path) -> None:
     result.step = report["model_metadata"].get("step", result.step)
     result.n_images = report["n_images"]
     result.model = report["means"]["model"]
-    result.baseline = report["means"]["grey_baseline"]
+    result.baseline_kind = report.get("baseline", "grey")  # reports from before paired sets were scored: grey
+    result.baseline = report["means"][f"{result.baseline_kind}_baseline"]
     result.target_colorfulness = report["target_colorfulness"]
 
 
@@ -305,7 +309,7 @@ def write_reports(grid: Grid, results: list[VariantResult], results_dir: Path, s
 
 
 def write_csv(results: list[VariantResult], path: Path) -> None:
-    columns = ["variant", "changes", "status", "note", "dataset", "image_size", "step", "n_images",
+    columns = ["variant", "changes", "status", "note", "dataset", "image_size", "step", "n_images", "baseline",
                *(f"model_{k}" for k in METRICS), *(f"baseline_{k}" for k in METRICS), "target_colorfulness",
                "export_dir"]
     with open(path, "w", newline="") as handle:
@@ -315,19 +319,20 @@ def write_csv(results: list[VariantResult], path: Path) -> None:
             writer.writerow({
                 "variant": r.name, "changes": r.changes, "status": r.status, "note": r.note,
                 "dataset": r.config.dataset, "image_size": r.config.image_size, "step": r.step,
-                "n_images": r.n_images, **{f"model_{k}": v for k, v in r.model.items()},
+                "n_images": r.n_images, "baseline": r.baseline_kind if r.scored else "",
+                **{f"model_{k}": v for k, v in r.model.items()},
                 **{f"baseline_{k}": v for k, v in r.baseline.items()},
                 "target_colorfulness": r.target_colorfulness, "export_dir": r.config.export_dir})
 
 
 def summary_markdown(grid: Grid, results: list[VariantResult], split: str) -> str:
-    """A markdown table: each metric as "model (grey baseline)", the best model value in bold."""
+    """A markdown table: each metric as "model (baseline)", the best model value in bold."""
     scored = [r for r in results if r.scored]
     lines = [f"### {grid.name}", "", grid.description, ""]
     if results:
         lines += [f"Budget: {describe_budget(results[0].config)}. Scored on the {split} split "
                   f"({', '.join(sorted({str(r.n_images) for r in scored})) or 'no'} image(s)); each cell is "
-                  "model (grey baseline); best model value in bold.", ""]
+                  f"model ({baseline_label(scored)}); best model value in bold.", ""]
     header = ["variant", "changes", "step", *(f"{label} {'↑' if higher else '↓'}"
                                               for label, higher in METRICS.values())]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -347,24 +352,31 @@ def summary_markdown(grid: Grid, results: list[VariantResult], split: str) -> st
     return "\n".join(lines)
 
 
+def baseline_label(results: list[VariantResult]) -> str:
+    """What the scored `results` were compared with, as the evaluator named it: "grey baseline", "input
+    baseline", or "grey / input baseline" for a grid of colour and paired sets (summary.csv says which row)."""
+    kinds = sorted({r.baseline_kind for r in results if r.scored})
+    return f"{' / '.join(kinds)} baseline" if kinds else "baseline"
+
+
 def _bar_panel(ax: Any, results: list[VariantResult], key: str) -> None:
     import numpy as np
 
     label, higher = METRICS[key]
     x = np.arange(len(results))
     for offset, values, name, colour in ((-0.2, [r.model[key] for r in results], "model", "tab:blue"),
-                                         (0.2, [r.baseline[key] for r in results], "grey baseline", "0.6")):
+                                         (0.2, [r.baseline[key] for r in results], baseline_label(results), "0.6")):
         bars = ax.bar(x + offset, values, 0.4, label=name, color=colour)
         ax.bar_label(bars, fmt="%.3g", fontsize=6)
-    if key == "colorfulness" and results[0].target_colorfulness is not None:
-        ax.axhline(results[0].target_colorfulness, color="tab:green", linestyle="--", linewidth=1,
-                   label="target photos")
+    if key == "colorfulness":  # each variant's targets (variants of a grid may read different data)
+        ax.hlines([r.target_colorfulness for r in results], x - 0.45, x + 0.45, colors="tab:green",
+                  linestyles="--", linewidth=1, label="targets")
     ax.set_xticks(x, [r.name for r in results], rotation=20, ha="right", fontsize=8)
     ax.set_title(f"{label} ({'higher' if higher else 'lower'} is better)", fontsize=9)
 
 
 def save_bar_charts(results: list[VariantResult], folder: Path, title: str) -> None:
-    """charts/<metric>.png per metric and charts/all_metrics.png: model beside grey baseline per variant."""
+    """charts/<metric>.png per metric and charts/all_metrics.png: model beside baseline per variant."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -395,19 +407,39 @@ def save_bar_charts(results: list[VariantResult], folder: Path, title: str) -> N
 
 
 def save_side_by_side(results: list[VariantResult], split: str, path: Path) -> None:
-    """INPUT | each variant's output | TARGET on the first FIGURE_ROWS photos of `split`, for every export."""
-    from pix2pix_tf.evaluate import grey_version, source_config, split_photos
-    from pix2pix_tf.export import load_exported
+    """INPUT | each variant's output | TARGET on the first FIGURE_ROWS examples of `split`, for every export.
+    When the variants read different data (a grid that varies the dataset or the direction, as `paired`
+    does), each variant gets rows of its own examples instead: INPUT | OUTPUT | TARGET."""
     from pix2pix_tf.visualize import save_comparison_figure
 
-    models = [load_exported(r.config.resolved_export_dir()) for r in results]
-    photos, _ = split_photos(source_config(models[0], None, None), split, FIGURE_ROWS)
+    same_data = len({(r.config.dataset, r.config.data_dir, r.config.direction) for r in results}) == 1
+    groups = [results] if same_data else [[r] for r in results]
+    rows: list[list[Any]] = []
+    labels: list[str] = []
+    for group in groups:
+        for name, row in _comparison_rows(group, split, max(1, FIGURE_ROWS // len(groups))):
+            rows.append(row)
+            labels.append(name[-24:] if same_data else f"{group[0].name}\n{name[-24:]}")
+    titles = ["INPUT", *(r.name for r in results), "TARGET"] if same_data else ["INPUT", "OUTPUT", "TARGET"]
+    save_comparison_figure(rows, titles, path, row_labels=labels)
+
+
+def _comparison_rows(group: list[VariantResult], split: str, count: int) -> list[tuple[str, list[Any]]]:
+    """(name, [input, each variant's output, target]) for the first `count` examples of `split`; the variants
+    of `group` read the same data (the input shown is the first variant's)."""
+    from pix2pix_tf.evaluate import source_config, split_examples, task_for
+    from pix2pix_tf.export import load_exported
+
+    models = [load_exported(r.config.resolved_export_dir()) for r in group]
+    config = source_config(models[0], None, None)
+    tasks = [task_for(model, config) for model in models]
+    examples, _ = split_examples(config, split, count)
     rows = []
-    for _, target in photos:
-        outputs = [model.colorize(grey_version(target, model.color_space)) for model in models]
-        rows.append([grey_version(target, models[0].color_space), *outputs, target])
-    save_comparison_figure(rows, ["INPUT", *(r.name for r in results), "TARGET"], path,
-                           row_labels=[name[-24:] for name, _ in photos])
+    for name, example in examples:
+        cases = [task.case(example) for task in tasks]
+        outputs = [model.colorize(network_input) for model, (network_input, _) in zip(models, cases, strict=True)]
+        rows.append((name, [cases[0][0], *outputs, cases[0][1]]))
+    return rows
 
 
 # --- command line -----------------------------------------------------------------------------------------

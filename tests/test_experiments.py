@@ -1,4 +1,5 @@
-"""experiments: every study grid is listed; a tiny grid runs end to end; a resumed grid retrains nothing."""
+"""experiments: every study grid is listed; a tiny grid runs end to end; a resumed grid retrains nothing; a
+tiny paired grid is scored against the input copy."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import write_paired_tar
 
 from pix2pix_tf import experiments
 from pix2pix_tf.errors import UserError
@@ -105,3 +107,26 @@ def test_tiny_grid_end_to_end_then_resumed_without_retraining(
         assert [row["status"] for row in csv.DictReader(handle)] == ["finished earlier (not retrained)"] * 2
     assert exported == {name: (results / name / "model" / "saved_model.pb").stat().st_mtime_ns
                         for name in ("base", "l20")}
+
+
+def test_tiny_paired_grid_is_scored_beside_the_input_copy(tmp_path: Path, tfds_dir: Path) -> None:
+    archive = write_paired_tar(tmp_path / "facades.tar.gz", "facades", {"train": 2, "val": 1, "test": 2})
+    grid_file = tmp_path / "paired.json"
+    grid_file.write_text(json.dumps({"description": "both directions of a tiny facades", "variants": {
+        direction: {"dataset": "facades", "direction": direction, "data_dir": str(archive)}
+        for direction in ("BtoA", "AtoB")}}))
+    results = tmp_path / "results"
+    assert experiments.main(["run", str(grid_file), "--image-size", "32", "--ngf", "4", "--ndf", "4", "--steps",
+                             "2", "--progress-samples", "1", "--results-dir", str(results)]) == 0
+
+    with open(results / "summary.csv") as handle:
+        rows = {row["variant"]: row for row in csv.DictReader(handle)}
+    for row in rows.values():
+        assert row["status"] == "trained" and row["n_images"] == "2" and row["baseline"] == "input"
+        assert all(math.isfinite(float(row[f"{who}_{key}"])) for who in ("model", "baseline") for key in METRICS)
+    # the input copy: B scored against A, and A against B (the same distance, the input's own colourfulness)
+    assert float(rows["BtoA"]["baseline_rmsd_255"]) == pytest.approx(float(rows["AtoB"]["baseline_rmsd_255"]))
+    assert rows["BtoA"]["baseline_colorfulness"] != rows["AtoB"]["baseline_colorfulness"]
+    assert "each cell is model (input baseline)" in (results / "summary.md").read_text()
+    for name in ["charts/all_metrics.png", "comparison.png", "BtoA/evaluate-test/results.png"]:
+        assert (results / name).stat().st_size > 0, name
