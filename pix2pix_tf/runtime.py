@@ -49,7 +49,7 @@ def cpu_has_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
 def resolve_precision(precision: str) -> str:
     """`auto` picks mixed_float16 (with loss scaling) on a GPU, mixed_bfloat16 on a CPU with native bf16, else fp32.
 
-    On an AVX512_BF16 CPU mixed_bfloat16 ran the 256 px train step about twice as fast as fp32, with 300-step
+    On an AVX512_BF16 CPU mixed_bfloat16 ran the 256 px train step 1.5-1.9x as fast as fp32, with 300-step
     loss curves matching fp32's within noise (bench/README.md). `--precision fp32` opts out.
     """
     if precision == "auto":
