@@ -297,7 +297,7 @@ def train(config: Config, fresh: bool = False, log: Callable[[str], None] = prin
     images_per_second = 0.0
     last_losses: dict[str, float] = {}
     stopped_early: str | None = None
-    step = saved_step = start_step
+    step = saved_step = gif_step = start_step
     while step < total_steps and stopped_early is None:
         epoch, skip = divmod(step, steps_per_epoch)
         factor = trainer.set_learning_rates(epoch)
@@ -339,11 +339,17 @@ def train(config: Config, fresh: bool = False, log: Callable[[str], None] = prin
                 stopped_early = f"time budget of {config.time_budget:g} min spent"
             if step >= total_steps or stopped_early:
                 break
-        if saved_step != step:
+        finishing = step >= total_steps or stopped_early is not None
+        if finishing and saved_step != step:
             trainer.save_checkpoint()
             saved_step = step
-        if step % steps_per_epoch == 0 and samples is not None:
-            _write_progress(trainer, samples, run_dir, epoch + 1)
+        if samples is not None:
+            if step % steps_per_epoch == 0:
+                _write_frame(trainer, samples, run_dir, epoch + 1)
+            # progress.gif is rebuilt from every frame so far: cheap once, not after every short epoch.
+            if finishing or saved_step > gif_step:
+                _write_gif(run_dir)
+                gif_step = step
         seconds = max(time.monotonic() - epoch_started, 1e-9)
         log(f"epoch {epoch + 1}/{math.ceil(total_steps / steps_per_epoch)} step {step}: "
             f"{_format(last_losses)}, {epoch_images / seconds:.2f} img/s, lr x{factor:.3f}"
@@ -407,11 +413,15 @@ def _check_saved_config(config: Config, checkpoint_path: str) -> None:
                         "Use another --run-dir, or --fresh to start that run over.")
 
 
-def _write_progress(trainer: Trainer, samples: tuple[np.ndarray, np.ndarray], run_dir: Path, epoch: int) -> None:
-    """The study's transition-with-time: one PNG grid per epoch and progress.gif over all of them."""
-    frames_dir = run_dir / "progress"
-    save_png(grid(trainer.comparison_rows(*samples)), frames_dir / f"epoch_{epoch:04d}.png")
+def _write_frame(trainer: Trainer, samples: tuple[np.ndarray, np.ndarray], run_dir: Path, epoch: int) -> None:
+    """One INPUT | OUTPUT | TARGET grid of the fixed samples per epoch: progress/epoch_NNNN.png."""
+    save_png(grid(trainer.comparison_rows(*samples)), run_dir / "progress" / f"epoch_{epoch:04d}.png")
+
+
+def _write_gif(run_dir: Path) -> None:
+    """The study's transition-with-time: progress.gif over every epoch's frame so far."""
     import imageio.v2 as imageio
 
-    frames = [imageio.imread(path) for path in sorted(frames_dir.glob("epoch_*.png"))]
-    save_gif(frames, run_dir / "progress.gif")
+    frames = [imageio.imread(path) for path in sorted((run_dir / "progress").glob("epoch_*.png"))]
+    if frames:
+        save_gif(frames, run_dir / "progress.gif")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import imageio.v2 as imageio
 import keras
 import numpy as np
 import pytest
@@ -179,14 +180,17 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(fake_data, tm
 
 
 def test_run_writes_progress_frames_and_decays_the_learning_rate(fake_data, tmp_path) -> None:
-    config = tiny(run_dir=str(tmp_path / "run"), epochs=1, epochs_decay=2, progress_samples=2, image_every=1)
+    config = tiny(run_dir=str(tmp_path / "run"), epochs=1, epochs_decay=2, progress_samples=2, image_every=1,
+                  checkpoint_every=4)
     lines: list[str] = []
     summary = training.train(config, log=lines.append)
     assert summary.step == 6 and summary.stopped_early is None
     run = tmp_path / "run"
     assert sorted(p.name for p in (run / "progress").glob("*.png")) == [
         "epoch_0001.png", "epoch_0002.png", "epoch_0003.png"]
-    assert (run / "progress.gif").stat().st_size > 0
+    assert len(imageio.mimread(run / "progress.gif")) == 3
+    # Checkpoints every --checkpoint-every steps and at the end, not at every (short) epoch's end.
+    assert sorted(p.name for p in (run / "checkpoints").glob("*.index")) == ["ckpt-4.index", "ckpt-6.index"]
     assert any("lr x0.333" in line for line in lines)
     assert Config.load(run / "config.json") == config
 
