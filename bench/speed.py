@@ -11,7 +11,8 @@ row per pass, timings pooled), so load from other programs that drifts over minu
   `tf.function` with two GradientTapes, untuned); training at batch 1 and 4, generator inference at 1 and 8;
 * ``project``: `Trainer.train_step` with the default Config (precision auto), with each precision and with XLA
   (``jit_compile``), and the exported SavedModel's ``serving_default`` signature (uint8 in, uint8 out) at
-  batch 1 and 8.
+  batch 1 and 8, loaded with `tf.saved_model.load` in a process that did not write it (``--_export`` does, in
+  a process of its own), as another TensorFlow program would.
 
 FLOPs are analytic, from the layer shapes: a convolution costs 2 * H_out * W_out * C_in * C_out * k * k, a
 stride-2 transposed convolution 2 * H_in * W_in * C_in * C_out * k * k (norms, activations and the optimiser
@@ -222,23 +223,33 @@ def measure(spec: dict[str, Any], opts: dict[str, Any]) -> dict[str, Any]:
         trainer = Trainer(config)
         seconds = timed(lambda: trainer.train_step((source, target))["g_total"].numpy(), **runs)
         info["precision"] = trainer.precision
-    else:  # infer: the exported SavedModel, uint8 photos in and out
-        from pix2pix_tf import export, runtime
-        from pix2pix_tf.config import Config
-        from pix2pix_tf.models import build_generator
-
-        config = Config(image_size=size, ngf=ngf, precision=spec["precision"])
-        info["precision"] = runtime.apply_precision(config)
-        path = export.export_generator(build_generator(config), config, Path(tempfile.mkdtemp()) / "model", 0)
-        model = export.load_exported(path)
+    else:  # infer: the exported SavedModel, uint8 photos in and out, loaded as any TensorFlow program would
+        path = Path(tempfile.mkdtemp()) / "model"
+        exported = subprocess.run([sys.executable, __file__, "--_export", json.dumps(
+            {"size": size, "ngf": ngf, "precision": spec["precision"], "path": str(path)})],
+            capture_output=True, text=True, check=True)
+        info["precision"] = exported.stdout.split()[-1]
+        signature = tf.saved_model.load(str(path)).signatures["serving_default"]
         photos = tf.constant(np.random.default_rng(0).integers(0, 256, [batch, size, size, 3], np.uint8))
-        seconds = timed(lambda: model.signature(images=photos)["output_0"].numpy(), **runs)
+        seconds = timed(lambda: signature(images=photos)["output_0"].numpy(), **runs)
     if kind in ("ref_train", "train"):
         info["flops_per_call"] = batch * 3 * (g_flops + 2 * discriminator_flops(size, 6, ndf))
     elif kind in ("ref_infer", "infer"):
         info["flops_per_call"] = batch * g_flops
     return {**spec, **info, "seconds": seconds,
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def export_child(options: dict[str, Any]) -> None:
+    """Entry point of the process that writes the SavedModel an inference row loads; prints its precision."""
+    from pix2pix_tf import export, runtime
+    from pix2pix_tf.config import Config
+    from pix2pix_tf.models import build_generator
+
+    config = Config(image_size=options["size"], ngf=options["ngf"], precision=options["precision"])
+    precision = runtime.apply_precision(config)
+    export.export_generator(build_generator(config), config, options["path"], 0)
+    print(precision)
 
 
 def child(specs: list[dict[str, Any]], opts: dict[str, Any]) -> None:
@@ -335,7 +346,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smoke test: 64 px, tiny networks, 1-2 steps")
     parser.add_argument("--out", type=Path, default=Path("bench/speed.json"))
     parser.add_argument("--_one", dest="one", help=argparse.SUPPRESS)
+    parser.add_argument("--_export", dest="export", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.export:
+        export_child(json.loads(args.export))
+        return
     if args.one:
         payload = json.loads(args.one)
         child(payload["specs"], payload["opts"])

@@ -155,6 +155,35 @@ def colorize_graph(images: tf.Tensor, generator: keras.Model, config: Config, pa
     return tf.cast(tf.round(tf.clip_by_value(out, 0.0, 1.0) * 255.0), tf.uint8)
 
 
+def inference_generator(generator: keras.Model) -> keras.Model:
+    """`generator` for export: under a mixed policy, a copy whose convolution kernels are stored already cast.
+
+    Keras keeps float32 variables under mixed_bfloat16 / mixed_float16 and casts every kernel (54 M values for
+    the 256 px U-Net) to the compute dtype on each call. The copy holds each kernel and bias cast once, the same
+    rounding the call would do, so its outputs are identical; normalisation parameters stay float32, as the
+    fused kernel takes them. The SavedModel's weights shrink to half. Under float32: `generator` itself.
+    """
+    import keras
+
+    convolutions = (keras.layers.Conv2D, keras.layers.Conv2DTranspose)
+    casts = any(isinstance(layer, convolutions) and layer.compute_dtype != layer.variable_dtype
+                for layer in generator.layers)
+    if not casts:
+        return generator
+
+    def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
+        layer_config = layer.get_config()
+        if isinstance(layer, convolutions):
+            layer_config["dtype"] = layer.compute_dtype
+        return layer.__class__.from_config(layer_config)
+
+    copy = keras.models.clone_model(generator, clone_function=clone)
+    for source, target in zip(generator.layers, copy.layers, strict=True):
+        for weight, copied in zip(source.weights, target.weights, strict=True):
+            copied.assign(tf.cast(weight, copied.dtype))
+    return copy
+
+
 def export_generator(generator: keras.Model, config: Config, export_dir: str | Path, step: int) -> Path:
     """Write the colorizing SavedModel of `generator` to `export_dir` (replacing an earlier export there).
 
@@ -171,6 +200,7 @@ def export_generator(generator: keras.Model, config: Config, export_dir: str | P
     metadata_values = metadata_for(config, step)
     paired = metadata_values["paired"]
     meta_json = json.dumps(metadata_values, sort_keys=True)
+    generator = inference_generator(generator)
 
     def colorize(images: tf.Tensor) -> tf.Tensor:
         return colorize_graph(images, generator, config, paired)

@@ -236,3 +236,41 @@ def test_chroma_smoothing_removes_fine_chroma_and_keeps_the_luminance(tmp_path: 
     assert fine_chroma(outputs[8]) < 0.5 * fine_chroma(outputs[1])
     in_gamut = (np.abs(outputs[1][..., 0] - outputs[8][..., 0]))
     assert np.median(in_gamut) < 0.5  # L* is the input's in both (up to uint8 rounding and gamut clipping)
+
+
+
+def test_mixed_precision_export_stores_cast_kernels_and_computes_the_same(tmp_path: Path) -> None:
+    """Under mixed_bfloat16 the export holds each convolution's weights in bfloat16 (cast once, not per call):
+    the generator's outputs are bit-identical, normalisation stays float32 and the SavedModel is smaller."""
+    import tensorflow as tf
+
+    from pix2pix_tf.export import colorize_graph, inference_generator
+
+    config = Config(image_size=32, ngf=4, color_space="lab", chroma_scale=1.0)
+    keras.utils.set_random_seed(0)
+    fp32_generator = build_generator(config)
+    assert inference_generator(fp32_generator) is fp32_generator  # nothing to cast under float32
+    fp32_export = export_generator(fp32_generator, config, tmp_path / "fp32", step=1)
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        keras.utils.set_random_seed(0)
+        generator = build_generator(config)
+        generator.get_layer("down2_norm").moving_mean.assign(tf.fill([8], 0.25))  # not the initial statistics
+        copy = inference_generator(generator)
+        kernels = {v.dtype for layer in copy.layers for v in layer.weights if "conv" in layer.name}
+        norms = {v.dtype for layer in copy.layers for v in layer.weights if "norm" in layer.name}
+        assert kernels == {"bfloat16"} and norms == {"float32"}
+        inputs = tf.random.uniform([2, 32, 32, 1], -1.0, 1.0, seed=1)
+        np.testing.assert_array_equal(copy(inputs, training=False).numpy(), generator(inputs, training=False).numpy())
+        photos = tf.constant(np.random.default_rng(0).integers(0, 256, [2, 40, 48, 1], np.uint8))
+        expected = colorize_graph(photos, generator, config).numpy()
+        bf16_export = export_generator(generator, config, tmp_path / "bf16", step=1)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    loaded = tf.saved_model.load(str(bf16_export))
+    np.testing.assert_array_equal(loaded.signatures["serving_default"](images=photos)["output_0"].numpy(), expected)
+
+    def weight_bytes(path: Path) -> int:
+        return sum(f.stat().st_size for f in (path / "variables").iterdir())
+
+    assert weight_bytes(bf16_export) < 0.6 * weight_bytes(fp32_export)
