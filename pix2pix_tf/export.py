@@ -155,32 +155,53 @@ def colorize_graph(images: tf.Tensor, generator: keras.Model, config: Config, pa
     return tf.cast(tf.round(tf.clip_by_value(out, 0.0, 1.0) * 255.0), tf.uint8)
 
 
-def inference_generator(generator: keras.Model) -> keras.Model:
-    """`generator` for export: under a mixed policy, a copy whose convolution kernels are stored already cast.
+SUBPIXEL_MAX_FILTERS = 4  # transposed convolutions with at most this many outputs (the output layer) go sub-pixel
 
-    Keras keeps float32 variables under mixed_bfloat16 / mixed_float16 and casts every kernel (54 M values for
-    the 256 px U-Net) to the compute dtype on each call. The copy holds each kernel and bias cast once, the same
-    rounding the call would do, so its outputs are identical; normalisation parameters stay float32, as the
-    fused kernel takes them. The SavedModel's weights shrink to half. Under float32: `generator` itself.
+
+def inference_generator(generator: keras.Model) -> keras.Model:
+    """`generator` rewritten for inference: the same function, computed faster on CPU.
+
+    * Under a mixed policy Keras keeps float32 variables and casts every kernel (54 M values for the 256 px
+      U-Net) to the compute dtype on each call; the copy holds each convolution's weights cast once, the same
+      rounding the call would do. Normalisation parameters stay float32, as the fused kernel takes them. The
+      SavedModel's weights shrink to about half.
+    * A stride-2, 4x4 'same' transposed convolution with few outputs (the 3- or 2-channel output layer) becomes
+      `models.SubPixelDeconvolution`, its exact sub-pixel form (same numbers up to summation order).
+    Returns `generator` itself when there is nothing to rewrite.
     """
     import keras
 
+    from pix2pix_tf.models import SubPixelDeconvolution, subpixel_kernel
+
     convolutions = (keras.layers.Conv2D, keras.layers.Conv2DTranspose)
-    casts = any(isinstance(layer, convolutions) and layer.compute_dtype != layer.variable_dtype
-                for layer in generator.layers)
-    if not casts:
+
+    def subpixel(layer: keras.layers.Layer) -> bool:
+        return (isinstance(layer, keras.layers.Conv2DTranspose) and layer.filters <= SUBPIXEL_MAX_FILTERS
+                and tuple(layer.strides) == (2, 2) and tuple(layer.kernel_size) == (4, 4)
+                and layer.padding == "same" and tuple(layer.dilation_rate) == (1, 1)
+                and layer.get_config()["activation"] == "linear")
+
+    def cast_once(layer: keras.layers.Layer) -> bool:
+        return isinstance(layer, convolutions) and layer.compute_dtype != layer.variable_dtype
+
+    if not any(subpixel(layer) or cast_once(layer) for layer in generator.layers):
         return generator
 
     def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
-        layer_config = layer.get_config()
-        if isinstance(layer, convolutions):
-            layer_config["dtype"] = layer.compute_dtype
-        return layer.__class__.from_config(layer_config)
+        if not isinstance(layer, convolutions):
+            return layer.__class__.from_config(layer.get_config())
+        if subpixel(layer):
+            return SubPixelDeconvolution(layer.filters, name=layer.name, dtype=layer.compute_dtype)
+        return layer.__class__.from_config({**layer.get_config(), "dtype": layer.compute_dtype})
 
     copy = keras.models.clone_model(generator, clone_function=clone)
     for source, target in zip(generator.layers, copy.layers, strict=True):
-        for weight, copied in zip(source.weights, target.weights, strict=True):
-            copied.assign(tf.cast(weight, copied.dtype))
+        weights = [np.asarray(w) for w in source.get_weights()]
+        if isinstance(target, SubPixelDeconvolution):
+            bias = weights[1] if source.use_bias else np.zeros([source.filters], np.float32)
+            weights = [subpixel_kernel(weights[0]), np.tile(bias, 4)]
+        for value, variable in zip(weights, target.weights, strict=True):
+            variable.assign(tf.cast(value, variable.dtype))
     return copy
 
 

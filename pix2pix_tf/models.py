@@ -9,8 +9,10 @@ under mixed precision.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import layers
 
@@ -66,6 +68,44 @@ class FusedBatchNormalization(layers.BatchNormalization):
         self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
         self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
         return y
+
+
+# Which tap of a stride-2, 4-tap transposed convolution feeds output phase r (0: even, 1: odd) from input
+# offset a - 1 (a = 0, 1, 2); derived from y[2i] = z[i] w[1] + z[i-1] w[3], y[2i+1] = z[i+1] w[0] + z[i] w[2].
+_PHASE_TAPS = {(0, 0): 3, (0, 1): 1, (1, 1): 2, (1, 2): 0}
+
+
+def subpixel_kernel(deconv_kernel: np.ndarray) -> np.ndarray:
+    """The [3, 3, C_in, 4 C_out] kernel that, followed by depth_to_space(2), computes the stride-2, 4x4, 'same'
+    transposed convolution with `deconv_kernel` ([4, 4, C_out, C_in], Keras's layout)."""
+    _, _, out_ch, in_ch = deconv_kernel.shape
+    kernel = np.zeros([3, 3, in_ch, 4 * out_ch], deconv_kernel.dtype)
+    for (row_phase, a), row_tap in _PHASE_TAPS.items():
+        for (col_phase, b), col_tap in _PHASE_TAPS.items():
+            phase = row_phase * 2 + col_phase
+            kernel[a, b, :, phase * out_ch:(phase + 1) * out_ch] = deconv_kernel[row_tap, col_tap].T
+    return kernel
+
+
+class SubPixelDeconvolution(layers.Layer):
+    """Inference form of a stride-2, 4x4, 'same' Conv2DTranspose: a 3x3 convolution to 4 x filters channels
+    and depth_to_space(2), with weights from `subpixel_kernel`. Same outputs up to summation order; oneDNN runs
+    the transposed form of a layer with few output channels (the generator's 3-channel output) slowly."""
+
+    def __init__(self, filters: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.filters = filters
+
+    def build(self, input_shape: tuple) -> None:
+        self.kernel = self.add_weight(name="kernel", shape=(3, 3, input_shape[-1], 4 * self.filters))
+        self.bias = self.add_weight(name="bias", shape=(4 * self.filters,), initializer="zeros")
+
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+        outputs = tf.nn.conv2d(inputs, self.kernel, strides=1, padding="SAME") + self.bias
+        return tf.nn.depth_to_space(outputs, 2)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "filters": self.filters}
 
 
 def normalization(kind: str, name: str, synchronized: bool = False) -> layers.Layer:

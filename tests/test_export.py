@@ -239,17 +239,23 @@ def test_chroma_smoothing_removes_fine_chroma_and_keeps_the_luminance(tmp_path: 
 
 
 
-def test_mixed_precision_export_stores_cast_kernels_and_computes_the_same(tmp_path: Path) -> None:
-    """Under mixed_bfloat16 the export holds each convolution's weights in bfloat16 (cast once, not per call):
-    the generator's outputs are bit-identical, normalisation stays float32 and the SavedModel is smaller."""
+def test_inference_copy_computes_the_generator_faster_forms(tmp_path: Path) -> None:
+    """The export's generator: the output layer in sub-pixel form and, under mixed_bfloat16, each convolution's
+    weights stored in bfloat16 (cast once, not per call); same outputs, normalisation stays float32, and the
+    SavedModel is smaller."""
     import tensorflow as tf
 
     from pix2pix_tf.export import colorize_graph, inference_generator
+    from pix2pix_tf.models import SubPixelDeconvolution
 
     config = Config(image_size=32, ngf=4, color_space="lab", chroma_scale=1.0)
     keras.utils.set_random_seed(0)
     fp32_generator = build_generator(config)
-    assert inference_generator(fp32_generator) is fp32_generator  # nothing to cast under float32
+    fp32_copy = inference_generator(fp32_generator)
+    assert isinstance(fp32_copy.get_layer("output_deconv"), SubPixelDeconvolution)
+    inputs = tf.random.uniform([2, 32, 32, 1], -1.0, 1.0, seed=1)
+    np.testing.assert_allclose(fp32_copy(inputs, training=False).numpy(),
+                               fp32_generator(inputs, training=False).numpy(), atol=1e-6)
     fp32_export = export_generator(fp32_generator, config, tmp_path / "fp32", step=1)
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
@@ -260,15 +266,17 @@ def test_mixed_precision_export_stores_cast_kernels_and_computes_the_same(tmp_pa
         kernels = {v.dtype for layer in copy.layers for v in layer.weights if "conv" in layer.name}
         norms = {v.dtype for layer in copy.layers for v in layer.weights if "norm" in layer.name}
         assert kernels == {"bfloat16"} and norms == {"float32"}
-        inputs = tf.random.uniform([2, 32, 32, 1], -1.0, 1.0, seed=1)
-        np.testing.assert_array_equal(copy(inputs, training=False).numpy(), generator(inputs, training=False).numpy())
+        # bfloat16 keeps 8 bits of mantissa: the output layer's other summation order may move one rounding step
+        np.testing.assert_allclose(copy(inputs, training=False).numpy(), generator(inputs, training=False).numpy(),
+                                   atol=2**-7)
         photos = tf.constant(np.random.default_rng(0).integers(0, 256, [2, 40, 48, 1], np.uint8))
         expected = colorize_graph(photos, generator, config).numpy()
         bf16_export = export_generator(generator, config, tmp_path / "bf16", step=1)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     loaded = tf.saved_model.load(str(bf16_export))
-    np.testing.assert_array_equal(loaded.signatures["serving_default"](images=photos)["output_0"].numpy(), expected)
+    exported = loaded.signatures["serving_default"](images=photos)["output_0"].numpy()
+    assert np.abs(exported.astype(int) - expected.astype(int)).max() <= 1
 
     def weight_bytes(path: Path) -> int:
         return sum(f.stat().st_size for f in (path / "variables").iterdir())

@@ -6,7 +6,14 @@ import pytest
 import tensorflow as tf
 
 from pix2pix_tf.config import Config
-from pix2pix_tf.models import FusedBatchNormalization, build_discriminator, build_generator, generator_depth
+from pix2pix_tf.models import (
+    FusedBatchNormalization,
+    SubPixelDeconvolution,
+    build_discriminator,
+    build_generator,
+    generator_depth,
+    subpixel_kernel,
+)
 
 
 def trainable_count(model) -> int:
@@ -90,3 +97,20 @@ def test_fused_batch_norm_matches_keras_batch_norm(policy: str, shape: tuple[int
     for expected, got in zip(run(keras_bn), run(fused_bn), strict=True):
         np.testing.assert_allclose(got, expected, atol=tolerance * max(1.0, float(np.abs(expected).max())))
     assert keras_bn(x, training=True).dtype == fused_bn(x, training=True).dtype
+
+
+@pytest.mark.parametrize("height, width", [(6, 6), (5, 7), (1, 1)])
+def test_subpixel_form_computes_the_transposed_convolution(height: int, width: int) -> None:
+    """A 3x3 convolution to 4 C channels and depth_to_space(2), with `subpixel_kernel`'s weights, equals Keras's
+    stride-2 4x4 'same' Conv2DTranspose, borders included, for any input size."""
+    keras.utils.set_random_seed(0)
+    deconv = keras.layers.Conv2DTranspose(3, 4, strides=2, padding="same")
+    inputs = tf.random.normal([2, height, width, 5], seed=1)
+    deconv.build(inputs.shape)
+    deconv.bias.assign(tf.random.normal([3], seed=2))
+    expected = deconv(inputs).numpy()
+    subpixel = SubPixelDeconvolution(3)
+    subpixel.build(inputs.shape)
+    subpixel.set_weights([subpixel_kernel(deconv.kernel.numpy()), np.tile(deconv.bias.numpy(), 4)])
+    assert subpixel(inputs).shape == (2, 2 * height, 2 * width, 3)
+    np.testing.assert_allclose(subpixel(inputs).numpy(), expected, atol=1e-5)
