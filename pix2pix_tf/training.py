@@ -80,6 +80,7 @@ class Trainer:
 
     def __init__(self, config: Config) -> None:
         runtime.configure_devices(config.cpu_devices)
+        runtime.keep_freed_memory()
         self.config = config
         self.precision = runtime.apply_precision(config)
         self.strategy = runtime.make_strategy(config)
