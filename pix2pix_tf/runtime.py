@@ -39,11 +39,11 @@ _MALLOC_SETTINGS = {_M_MMAP_THRESHOLD: 32 << 20, _M_TRIM_THRESHOLD: 1 << 30, _M_
 def keep_freed_memory() -> bool:
     """Make glibc keep freed memory for reuse instead of returning it to the kernel; True where applied.
 
-    Each training step allocates and frees about twice the weights' size in gradients and casts (~0.45 GB
+    Each training step allocates and frees weight-sized tensors (gradients, bfloat16 casts: ~0.45 GB
     for G + D at ngf 64). With glibc's defaults the thread arenas give that memory back and take it again
     every step, so on a 2-core CPU a step on real photos page-faulted ~118k times (0.23-0.25 s of system
-    time per 128 px step, about a third of the step). Larger mmap/trim thresholds and a 1 GiB top pad cut
-    that to 28-45k faults and 0.07-0.10 s (bench/README.md). Process-wide; a no-op off glibc Linux.
+    time per 128 px step, over 40% of its CPU time). Larger mmap/trim thresholds and a 1 GiB top pad cut
+    that to 28-49k faults and 0.07-0.10 s (bench/README.md). Process-wide; a no-op off glibc Linux.
     """
     if not sys.platform.startswith("linux"):
         return False
