@@ -9,6 +9,8 @@ row per pass, timings pooled), so load from other programs that drifts over minu
 * ``ceiling``: a large square matmul in fp32 and bfloat16 (the machine's dense-math ceiling);
 * ``reference``: the paper's U-Net + PatchGAN written plainly here (Keras functional API, fp32, one
   `tf.function` with two GradientTapes, untuned); training at batch 1 and 4, generator inference at 1 and 8;
+  rows are timed on uniform random tensors, and the ``photos`` rows (reference and project default, training)
+  on a batch of scikit-image's real photos, compared with each other;
 * ``project``: `Trainer.train_step` with the default Config (precision auto), with each precision and with XLA
   (``jit_compile``), and the exported SavedModel's ``serving_default`` signature (uint8 in, uint8 out) at
   batch 1 and 8, loaded with `tf.saved_model.load` in a process that did not write it (``--_export`` does, in
@@ -51,6 +53,10 @@ TRAIN_ROWS: list[dict[str, Any]] = [
     {"name": "project mixed_float16", "kind": "train", "precision": "mixed_float16", "batch": 1},
     {"name": "project XLA (auto)", "kind": "train", "precision": "auto", "jit": True, "batch": 1},
     {"name": "project XLA (auto)", "kind": "train", "precision": "auto", "jit": True, "batch": 4},
+    {"name": "reference fp32, photos", "kind": "ref_train", "batch": 1, "data": "photos"},
+    {"name": "reference fp32, photos", "kind": "ref_train", "batch": 4, "data": "photos"},
+    {"name": "project default (auto), photos", "kind": "train", "precision": "auto", "batch": 1, "data": "photos"},
+    {"name": "project default (auto), photos", "kind": "train", "precision": "auto", "batch": 4, "data": "photos"},
 ]
 INFER_ROWS: list[dict[str, Any]] = [
     {"name": "reference G fp32", "kind": "ref_infer", "batch": 1},
@@ -184,6 +190,21 @@ def timed(call: Any, warmup: int, repeats: int, steps: int) -> list[float]:
     return seconds
 
 
+def photo_pairs(size: int, batch: int) -> tuple[Any, Any]:
+    """(grey input, colour target) in [-1, 1], 3 channels each, from scikit-image's bundled photos: a batch of
+    real pictures instead of uniform noise, the same shapes the random rows train on."""
+    import numpy as np
+    import skimage.data
+    import skimage.transform
+    import tensorflow as tf
+
+    photos = [skimage.data.astronaut(), skimage.data.coffee(), skimage.data.chelsea(), skimage.data.rocket()]
+    colour = np.stack([skimage.transform.resize(photo, (size, size), anti_aliasing=True)
+                       for photo in (photos * batch)[:batch]]).astype(np.float32)
+    grey = np.repeat(colour @ np.array([[0.299], [0.587], [0.114]], np.float32), 3, axis=-1)
+    return tf.constant(grey * 2.0 - 1.0), tf.constant(colour * 2.0 - 1.0)
+
+
 def measure(spec: dict[str, Any], opts: dict[str, Any]) -> dict[str, Any]:
     """Time one row; returns seconds per call and what the row computed (precision, FLOPs per call)."""
     import keras
@@ -196,8 +217,11 @@ def measure(spec: dict[str, Any], opts: dict[str, Any]) -> dict[str, Any]:
     runs = {"warmup": opts["warmup"], "repeats": opts["repeats"], "steps": opts["steps"]}
     info: dict[str, Any] = {"precision": spec.get("precision", "fp32")}
     g_flops = generator_flops(size, 3, 3, ngf)
-    source = tf.random.uniform([max(batch, 1), size, size, 3], -1.0, 1.0, seed=1)
-    target = tf.random.uniform([max(batch, 1), size, size, 3], -1.0, 1.0, seed=2)
+    if spec.get("data") == "photos":
+        source, target = photo_pairs(size, batch)
+    else:
+        source = tf.random.uniform([max(batch, 1), size, size, 3], -1.0, 1.0, seed=1)
+        target = tf.random.uniform([max(batch, 1), size, size, 3], -1.0, 1.0, seed=2)
 
     if kind == "matmul":
         n = opts["matmul_n"]
@@ -298,7 +322,8 @@ def summarise(rows: list[dict[str, Any]]) -> None:
     for r in rows:
         reference = {"train": "ref_train", "infer": "ref_infer"}.get(r["kind"])
         if reference:
-            base = next(x for x in rows if x["kind"] == reference and x["batch"] == r["batch"])
+            base = next(x for x in rows if x["kind"] == reference and x["batch"] == r["batch"]
+                        and x.get("data") == r.get("data"))
             r["vs_reference"] = r["img_per_s"] / base["img_per_s"]
             r["rss_vs_reference"] = r["peak_rss_mib"] / base["peak_rss_mib"]
 
