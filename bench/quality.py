@@ -1,6 +1,7 @@
 """Colour quality on photos no model trained on: the default recipe beside the grey copy and the RGB recipe.
 
-    python bench/quality.py [--budget 60] [--train-dir DIR] [--image-size 128] [--out runs/quality] [--toy]
+    python bench/quality.py [--budget 60] [--train-dir DIR | --train-set dev|wide] [--image-size 128]
+                            [--out runs/quality] [--toy]
                             [any train.py flag, given to both trainings]
 
 Trains two models with the project's own CLI (`train.py --dataset folder --data-dir TRAIN --time-budget B`),
@@ -12,7 +13,10 @@ one after the other, each with the same wall-clock budget:
 
 Then scores both exports with the evaluator (`pix2pix_tf.evaluate`, `--split all`) on DIFFERENT photos: the
 colour photos bundled with scikit-image and scikit-learn, written to OUT/test_photos (split by photo, never
-by tile). Training photos: `--train-dir`, else the dev photos that `../shared/data/get-dev-photos` fetches.
+by tile). Training photos: `--train-dir`, else `--train-set`: `dev` (default), the dev photos that
+`../shared/data/get-dev-photos` fetches, or `wide`, those plus 29 more varied real photos, none of them a
+test photo: 4 of Debian's plasma-workspace-wallpapers (`apt-get download`), 24 OpenCV sample photos (from
+the opencv-python source archive on PyPI, checked against its SHA-256) and matplotlib's grace_hopper.jpg.
 `--toy` is the smoke test: a few seconds of training at 64 px on scikit-image's photos, tested on
 scikit-learn's china and flower.
 
@@ -29,8 +33,12 @@ import platform
 import shutil
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
-from pathlib import Path
+import urllib.request
+from hashlib import sha256
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -40,6 +48,16 @@ GET_DEV_PHOTOS = REPO.parent / "shared" / "data" / "get-dev-photos"
 SKIMAGE_TEST = {"astronaut": "astronaut.png", "coffee": "coffee.png", "chelsea": "chelsea.png",
                 "rocket": "rocket.jpg", "motorcycle": "motorcycle_left.png"}
 SKLEARN_TEST = {"china": "china.jpg", "flower": "flower.jpg"}
+OPENCV_SDIST = ("https://files.pythonhosted.org/packages/79/4c/a438d23e09ce2033c09f7b784ad2fbdb0adf529e434101ed28f142"
+                "226f98/opencv_python-5.0.0.93.tar.gz")
+OPENCV_SHA256 = "66aac3e5b5faa48d4025816592f3af19e4bfc2c68dec067bae2dbb4ca10aa9e2"
+# Real colour photos among opencv/samples/data (one of each near-duplicate pair; no drawings, charts or text).
+OPENCV_PHOTOS = ("aero1.jpg", "aloeL.jpg", "apple.jpg", "baboon.jpg", "board.jpg", "building.jpg", "butterfly.jpg",
+                 "castle.jpg", "chicky_512.png", "ela_original.jpg", "fruits.jpg", "gauge-1.jpg", "graf1.png",
+                 "home.jpg", "left.jpg", "leuvenA.jpg", "licenseplate_motion.jpg", "mcc_ccm_test.jpg",
+                 "messi5.jpg", "orange.jpg", "rubberwhale1.png", "smarties.png", "squirrel_cls.jpg", "stuff.jpg")
+PLASMA_PACKAGE = "plasma-workspace-wallpapers"
+PLASMA_PHOTOS = ("ColdRipple", "ColorfulCups", "DarkestHour", "Kite")  # the package's real photos not in dev
 TOY_BUDGET = 0.01  # minutes: the first step, then a clean stop
 TOY_IMAGE_SIZE = 64
 RECIPES = {"model": [], "rgb_recipe": ["--color-space", "rgb", "--chroma-scale", "1"]}
@@ -77,6 +95,65 @@ def dev_photos(folder: Path) -> Path:
     if not GET_DEV_PHOTOS.is_file():
         raise SystemExit(f"no --train-dir given and {GET_DEV_PHOTOS} does not exist: pass a folder of photos")
     subprocess.run([str(GET_DEV_PHOTOS), str(folder)], check=True)
+    return folder
+
+
+def fetch(url: str, digest: str, path: Path) -> Path:
+    """`url` downloaded to `path` (kept when already there with SHA-256 `digest`); a clear exit offline."""
+    if path.is_file() and sha256(path.read_bytes()).hexdigest() == digest:
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            payload = response.read()
+    except OSError as error:
+        raise SystemExit(f"could not download {url} ({error}); place that file at {path}, or pass "
+                         "--train-dir with a folder of photos") from None
+    if sha256(payload).hexdigest() != digest:
+        raise SystemExit(f"{url} does not have the expected SHA-256 {digest}; not used")
+    path.write_bytes(payload)
+    return path
+
+
+def opencv_photos(folder: Path, archive: Path) -> None:
+    """Copy OPENCV_PHOTOS out of the opencv-python source `archive` into `folder` as opencv_NAME."""
+    found = set()
+    with tarfile.open(archive) as tar:
+        for member in tar.getmembers():
+            path = PurePosixPath(member.name)
+            if member.isfile() and path.name in OPENCV_PHOTOS and path.parent.parts[-2:] == ("samples", "data"):
+                (folder / f"opencv_{path.name}").write_bytes(tar.extractfile(member).read())
+                found.add(path.name)
+    if missing := sorted(set(OPENCV_PHOTOS) - found):
+        raise SystemExit(f"{archive} lacks the sample photos {', '.join(missing)}")
+
+
+def plasma_photos(folder: Path) -> None:
+    """Copy PLASMA_PHOTOS out of Debian's plasma-workspace-wallpapers package into `folder` as NAME.jpg."""
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            subprocess.run(["apt-get", "download", PLASMA_PACKAGE], cwd=scratch, check=True, capture_output=True)
+            package = next(Path(scratch).glob("*.deb"))
+            subprocess.run(["dpkg-deb", "-x", str(package), scratch], check=True, capture_output=True)
+        except (OSError, subprocess.CalledProcessError, StopIteration) as error:
+            raise SystemExit(f"could not fetch the Debian package {PLASMA_PACKAGE} ({error}); pass --train-dir "
+                             "with a folder of photos instead") from None
+        for name in PLASMA_PHOTOS:
+            image = Path(scratch) / "usr/share/wallpapers" / name / "contents/images/2560x1600.jpg"
+            shutil.copy(image, folder / f"{name}.jpg")
+
+
+def wide_photos(folder: Path, opencv_url: str = OPENCV_SDIST) -> Path:
+    """The dev photos plus the 29 others of `--train-set wide` (module docstring), fetched into `folder` once."""
+    import matplotlib.cbook
+
+    hopper = folder / "mpl_grace_hopper.jpg"
+    if hopper.is_file():
+        return folder
+    dev_photos(folder)
+    plasma_photos(folder)
+    opencv_photos(folder, fetch(opencv_url, OPENCV_SHA256, folder.parent / "downloads" / Path(opencv_url).name))
+    shutil.copy(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False), hopper)
     return folder
 
 
@@ -152,7 +229,9 @@ def markdown(report: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench/quality.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--budget", type=float, default=60.0, help="training minutes per model (default 60)")
-    parser.add_argument("--train-dir", type=Path, help="folder of training photos (default: the dev photos)")
+    parser.add_argument("--train-dir", type=Path, help="folder of training photos (default: --train-set's)")
+    parser.add_argument("--train-set", choices=("dev", "wide"), default="dev",
+                        help="photos fetched for training when no --train-dir is given (default dev)")
     parser.add_argument("--image-size", type=int, default=128, help="working size (default 128 for CPU)")
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "quality", help="report folder")
     parser.add_argument("--toy", action="store_true", help="smoke test: seconds of training at 64 px")
@@ -171,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
         train_dir = args.train_dir or copy_photos(bundled_photos(SKIMAGE_TEST, "skimage"), out / "train_photos")
         test_dir = copy_photos(bundled_photos(SKLEARN_TEST, "sklearn"), out / "test_photos")
     else:
-        train_dir = args.train_dir or dev_photos(out / "dev_photos")
+        fetch_photos = wide_photos if args.train_set == "wide" else dev_photos
+        train_dir = args.train_dir or fetch_photos(out / f"{args.train_set}_photos")
         test_dir = copy_photos(bundled_photos(SKIMAGE_TEST, "skimage") | bundled_photos(SKLEARN_TEST, "sklearn"),
                                out / "test_photos")
     train_dir = Path(train_dir).resolve()

@@ -1,5 +1,5 @@
 """Shared tiny fixtures: real colour photos from scikit-image, small folders of them on disk, fake Berkeley
-pix2pix archives (A | B side by side) and a TFDS data dir of each test's own."""
+pix2pix archives (A | B side by side), a TFDS data dir of each test's own, and a local HTTP server."""
 
 from __future__ import annotations
 
@@ -7,9 +7,13 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import functools  # noqa: E402
 import io  # noqa: E402
+import socket  # noqa: E402
 import tarfile  # noqa: E402
-from collections.abc import Callable  # noqa: E402
+import threading  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -90,3 +94,48 @@ def tfds_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PIX2PIX_CVCL_URL", "http://127.0.0.1:9/unused.zip")
     monkeypatch.setenv("PIX2PIX_BERKELEY_URL_BASE", "http://127.0.0.1:9/unused")
     return directory
+
+
+class Server:
+    """A local HTTP server for one folder that records the paths asked for."""
+
+    def __init__(self, root: Path) -> None:
+        self.requests: list[str] = []
+        outer = self
+
+        class Handler(SimpleHTTPRequestHandler):
+            def log_request(self, *args: object) -> None:
+                outer.requests.append(self.path)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> Server:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Server]:
+    root = tmp_path / "www"
+    root.mkdir()
+    with Server(root) as server:
+        yield server
+
+
+@pytest.fixture
+def closed_url() -> str:
+    """An http URL on 127.0.0.1 where nothing listens (connection refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"

@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import collections
-import functools
 import io
 import json
-import socket
 import tarfile
-import threading
 import zipfile
-from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import jpeg, skimage_crop, write_paired_tar
+from conftest import Server, jpeg, skimage_crop, write_paired_tar
 from PIL import Image
 
 from pix2pix_tf import builders
@@ -62,51 +57,6 @@ def write_cvcl_zip(path: Path, files: dict[str, bytes], folder: str = FOLDER) ->
         for name, payload in files.items():
             zf.writestr(f"{folder}/{name}", payload)
     return path
-
-
-class Server:
-    """A local HTTP server for one folder that records the paths asked for."""
-
-    def __init__(self, root: Path) -> None:
-        self.requests: list[str] = []
-        outer = self
-
-        class Handler(SimpleHTTPRequestHandler):
-            def log_request(self, *args: object) -> None:
-                outer.requests.append(self.path)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> Server:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
-
-
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Server]:
-    root = tmp_path / "www"
-    root.mkdir()
-    with Server(root) as server:
-        yield server
-
-
-@pytest.fixture
-def closed_url() -> str:
-    """An http URL on 127.0.0.1 where nothing listens (connection refused)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
 
 
 def load_all(config: Config, split: str) -> tuple[builders.Source, list[dict[str, np.ndarray]]]:

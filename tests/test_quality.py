@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
+import tarfile
+from hashlib import sha256
 from pathlib import Path
+from types import ModuleType
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import Server
 
 from pix2pix_tf import color
 from pix2pix_tf.calibration import SCALE_GRID, choose_scale
@@ -117,10 +122,15 @@ def test_the_choice_is_zero_for_garbage_chroma(photo: np.ndarray) -> None:
     assert scores["0.0"] < scores["1.0"]
 
 
-def test_toy_quality_bench_runs_end_to_end(tmp_path: Path) -> None:
+def quality_bench() -> ModuleType:
     spec = importlib.util.spec_from_file_location("quality_bench", BENCH)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_toy_quality_bench_runs_end_to_end(tmp_path: Path) -> None:
+    bench = quality_bench()
     assert bench.main(["--toy", "--out", str(tmp_path), "--ngf", "8", "--ndf", "8", "--color-space", "lab"]) == 0
 
     report = json.loads((tmp_path / "quality.json").read_text())
@@ -137,3 +147,35 @@ def test_toy_quality_bench_runs_end_to_end(tmp_path: Path) -> None:
     markdown = (tmp_path / "quality.md").read_text()
     assert "grey copy" in markdown and "RGB recipe" in markdown and "machine" in markdown
     assert (tmp_path / "quality_model.png").stat().st_size > 0
+
+
+def test_wide_set_takes_only_the_listed_opencv_photos_from_the_checked_download(
+        serve: Server, closed_url: str, tmp_path: Path) -> None:
+    bench = quality_bench()
+    root = "opencv_python-9.9/opencv"
+    members = {f"{root}/samples/data/{name}": name.encode() for name in bench.OPENCV_PHOTOS}
+    members[f"{root}/samples/data/starry_night.jpg"] = b"a painting"  # not in the list
+    members[f"{root}/doc/images/apple.jpg"] = b"a listed name elsewhere"
+    archive = tmp_path / "www" / "opencv.tar.gz"  # the folder serve answers from
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, payload in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+    digest = sha256(archive.read_bytes()).hexdigest()
+
+    fetched = bench.fetch(f"{serve.url}/opencv.tar.gz", digest, tmp_path / "downloads" / "opencv.tar.gz")
+    assert fetched.read_bytes() == archive.read_bytes()
+    bench.fetch(f"{serve.url}/opencv.tar.gz", digest, fetched)  # already there: not asked for again
+    assert serve.requests == ["/opencv.tar.gz"]
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    bench.opencv_photos(photos, fetched)
+    assert sorted(p.name for p in photos.iterdir()) == sorted(f"opencv_{n}" for n in bench.OPENCV_PHOTOS)
+    assert (photos / "opencv_apple.jpg").read_bytes() == b"apple.jpg"
+
+    with pytest.raises(SystemExit, match="expected SHA-256"):
+        bench.fetch(f"{serve.url}/opencv.tar.gz", "0" * 64, tmp_path / "other.tar.gz")
+    assert not (tmp_path / "other.tar.gz").exists()
+    with pytest.raises(SystemExit, match="place that file at"):
+        bench.fetch(f"{closed_url}/opencv.tar.gz", digest, tmp_path / "offline.tar.gz")
