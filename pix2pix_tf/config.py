@@ -40,6 +40,8 @@ class Config:
     vflip: bool = field(default=False, metadata={"help": "random vertical flip (the study's 'inversion')"})
     zoom_crop: float = field(default=0.0, metadata={"help": "probability of a random ~40%% crop "
                                                             "upscaled to full size"})
+    scale_jitter: float = field(default=1.0, metadata={"help": "scale each training photo by a random factor in "
+                                                               "[1, this] before the crop; 1 = fixed"})
     seed: int = 0
 
     # --- models ---
@@ -153,6 +155,8 @@ class Config:
         for name in ["label_fuzz", "label_flip", "zoom_crop", "d_dropout", "g_dropout"]:
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.scale_jitter < 1:
+            raise ValueError(f"scale_jitter must be >= 1, got {self.scale_jitter}")
         if self.chroma_smoothing < 1:
             raise ValueError(f"chroma_smoothing must be >= 1, got {self.chroma_smoothing}")
         if self.chroma_scale is not None and self.chroma_scale < 0:

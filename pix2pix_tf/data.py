@@ -146,10 +146,11 @@ def _stack(example: Example) -> tf.Tensor:
     return tf.concat([a, b], axis=-1)
 
 
-def resize_short_side(image: tf.Tensor, size: int) -> tf.Tensor:
+def resize_short_side(image: tf.Tensor, size: int | tf.Tensor) -> tf.Tensor:
     """Scale [H, W, C] so its short side is `size` (antialiased when shrinking)."""
+    size = tf.cast(size, tf.int32)
     shape = tf.cast(tf.shape(image)[:2], tf.float32)
-    scale = size / tf.reduce_min(shape)
+    scale = tf.cast(size, tf.float32) / tf.reduce_min(shape)
     new_shape = tf.maximum(tf.cast(tf.round(shape * scale), tf.int32), size)
     return tf.image.resize(image, new_shape, method="bilinear", antialias=True)
 
@@ -165,7 +166,12 @@ def augment(image: tf.Tensor, seed: tf.Tensor, config: Config) -> tf.Tensor:
     size, channels = config.image_size, image.shape[-1]
     crop_seed, mirror_seed, vflip_seed, zoom_seed, zoom_crop_seed = tf.unstack(
         tf.random.experimental.stateless_split(seed, 5))
-    image = resize_short_side(image, load_size(config))
+    short_side = load_size(config)
+    if config.scale_jitter > 1:  # a random short side in [load size / scale_jitter, load size]
+        factor = tf.random.stateless_uniform([], tf.random.experimental.stateless_fold_in(seed, 5),
+                                             1.0 / config.scale_jitter, 1.0)
+        short_side = tf.maximum(tf.cast(tf.round(short_side * factor), tf.int32), size)
+    image = resize_short_side(image, short_side)
     image = tf.image.stateless_random_crop(image, [size, size, channels], crop_seed)
     if config.mirror:
         image = tf.image.stateless_random_flip_left_right(image, mirror_seed)

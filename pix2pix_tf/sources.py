@@ -48,8 +48,9 @@ class Source:
 
 
 def load_size(config: Config) -> int:
-    """The short side photos are scaled to before the SxS crop: S * 286/256 with jitter, else S."""
-    return round(config.image_size * JITTER_SCALE) if config.jitter else config.image_size
+    """The largest short side photos are scaled to before the SxS crop: S * 286/256 with jitter, else S, times
+    `scale_jitter`."""
+    return round(config.image_size * (JITTER_SCALE if config.jitter else 1.0) * config.scale_jitter)
 
 
 def _builders() -> ModuleType:

@@ -14,7 +14,7 @@ from PIL import Image
 from pix2pix_tf import color, data
 from pix2pix_tf.config import Config
 from pix2pix_tf.errors import UserError
-from pix2pix_tf.sources import Source
+from pix2pix_tf.sources import Source, load_size
 
 PhotoFolderFactory = Callable[..., Path]
 SIZE = 32
@@ -119,6 +119,20 @@ def test_flips_and_zoom_change_the_crop(square_config: Config) -> None:
 
     zoomed = by_target(data.train_dataset(square_config.replace(zoom_crop=0.99), 0))
     assert not any(np.allclose(t, plain[i], atol=1e-3) for i, t in zip(order, zoomed, strict=True))
+
+
+def test_scale_jitter_crops_each_photo_at_a_random_larger_scale(square_config: Config) -> None:
+    plain = by_target(data.eval_dataset(square_config, "train", batch_size=1))
+    config = square_config.replace(scale_jitter=2.0)
+    assert load_size(config) == 2 * SIZE
+    jittered, again = (by_target(data.train_dataset(config, 0)) for _ in range(2))
+    for first, second in zip(jittered, again, strict=True):
+        np.testing.assert_array_equal(first, second)  # seeded by (seed, epoch, position): resumable
+    order = data.epoch_order(config, 0, len(plain))
+    zoomed_in = [not np.allclose(t, plain[i], atol=1e-3) for i, t in zip(order, jittered, strict=True)]
+    assert sum(zoomed_in) >= len(zoomed_in) // 2, zoomed_in
+    with pytest.raises(ValueError, match="scale_jitter"):
+        config.replace(scale_jitter=0.5).validate()
 
 
 def test_photos_smaller_than_the_crop_are_upscaled(tmp_path: Path, photo_crops: list[np.ndarray]) -> None:
