@@ -63,7 +63,7 @@ def calibrate(generator: keras.Model, config: Config, grid: Sequence[float] = SC
     from pix2pix_tf.evaluate import grey_version, split_examples
     from pix2pix_tf.export import colorize_graph
 
-    photo_config = config.replace(jitter=False)
+    photo_config = config.for_scoring()
     split = "val"
     photos, _ = split_examples(photo_config, split, MAX_PHOTOS)
     if not photos:

@@ -136,6 +136,11 @@ class Config:
         config.validate()
         return config
 
+    def for_scoring(self) -> Config:
+        """This config with the training-only rescaling off (jitter, scale jitter), so that photos scored or
+        calibrated on load at the working size whatever augmentation the model was trained with."""
+        return self.replace(jitter=False, scale_jitter=1.0)
+
     def validate(self) -> None:
         """Check choices and ranges; raise ValueError naming the bad field."""
         hints = typing.get_type_hints(Config)

@@ -136,13 +136,13 @@ def format_table(scores: Scores) -> str:
 
 
 def source_config(model: ExportedModel, dataset: str | None, data_dir: str | None) -> Config:
-    """The model's own training Config (when it carries one) pointed at the dataset to score, jitter off."""
+    """The model's own training Config (when it carries one) pointed at the dataset to score, for scoring."""
     known = {f.name for f in dataclasses.fields(Config)}
     saved = {k: v for k, v in model.metadata.get("config", {}).items() if k in known}
     if not saved and not dataset:
         raise UserError(f"{model.path} carries no pix2pix-tf metadata; say which photos to score with --dataset")
     try:
-        config = Config.from_dict(saved).replace(jitter=False)
+        config = Config.from_dict(saved).for_scoring()
         if dataset:
             config = config.replace(dataset=dataset, data_dir=data_dir)
         elif data_dir:

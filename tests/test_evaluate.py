@@ -147,6 +147,19 @@ def test_cli_matches_independent_scores(tmp_path: Path, photo_folder: Path, tiny
     assert summary["means"]["grey_baseline"]["colorfulness"] == 0.0
 
 
+def test_scores_do_not_depend_on_the_training_augmentation(tmp_path: Path, photo_folder: Path) -> None:
+    """A model trained with --scale-jitter (photos cached larger) is scored on the very same pictures."""
+    greys = {}
+    for scale_jitter in (1.0, 2.0):
+        config = Config(image_size=32, ngf=4, dataset="folder", scale_jitter=scale_jitter)
+        model = export_generator(build_generator(config), config, tmp_path / f"model_{scale_jitter}", step=1)
+        out = tmp_path / f"report_{scale_jitter}"
+        assert main(["--model", str(model), "--data-dir", str(photo_folder), "--split", "all",
+                     "--out", str(out)]) == 0
+        greys[scale_jitter] = json.loads((out / "metrics.json").read_text())["means"]["grey_baseline"]
+    assert greys[1.0] == greys[2.0]
+
+
 def test_any_savedmodel_with_the_serving_signature(tmp_path: Path, photo_folder: Path) -> None:
     """A foreign SavedModel that returns its grey input as RGB must score exactly as the grey baseline."""
     passthrough = save_foreign_model(tmp_path / "passthrough", lambda images: tf.repeat(images[..., :1], 3, -1))
