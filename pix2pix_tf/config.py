@@ -73,6 +73,9 @@ class Config:
     d_steps: int = field(default=1, metadata={"help": "discriminator updates per iteration"})
     g_steps: int = field(default=1, metadata={"help": "generator updates per iteration"})
     g_only_epochs: int = field(default=0, metadata={"help": "first N epochs train G alone, D frozen"})
+    g_ema: float = field(default=0.0, metadata={"help": "decay of a moving average of the generator's weights, "
+                                                        "which progress images, calibration and the export use "
+                                                        "(e.g. 0.999); 0 = off, the paper's last weights"})
     time_budget: float | None = field(default=None, metadata={"help": "minutes; stop cleanly "
                                                                       "(checkpoint + export) when spent"})
 
@@ -160,6 +163,8 @@ class Config:
         for name in ["label_fuzz", "label_flip", "zoom_crop", "d_dropout", "g_dropout"]:
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if not 0.0 <= self.g_ema < 1.0:
+            raise ValueError(f"g_ema must be in [0, 1), got {self.g_ema}")
         if self.scale_jitter < 1:
             raise ValueError(f"scale_jitter must be >= 1, got {self.scale_jitter}")
         if self.chroma_smoothing < 1:

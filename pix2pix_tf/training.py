@@ -92,6 +92,9 @@ class Trainer:
         self.run_dir = config.resolved_run_dir()
         with self.strategy.scope():
             self.generator = build_generator(config)
+            self.averaged_generator = build_generator(config) if config.g_ema else None
+            if self.averaged_generator is not None:
+                self.averaged_generator.set_weights(self.generator.get_weights())
             self.discriminator = build_discriminator(config)
             self.g_optimizer = self._make_optimizer(config.lr_g)
             self.d_optimizer = self._make_optimizer(config.lr_d)
@@ -100,10 +103,11 @@ class Trainer:
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
         # The run's Config travels inside every checkpoint too, so a checkpoint alone says how it was made.
         self.config_record = tf.Variable(config.to_json(), trainable=False, name="config")
+        parts = {"averaged_generator": self.averaged_generator} if self.averaged_generator is not None else {}
         self.checkpoint = tf.train.Checkpoint(
             generator=self.generator, discriminator=self.discriminator,
             g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer, step=self.step,
-            config=self.config_record)
+            config=self.config_record, **parts)
         self.jit_compile = runtime.resolve_jit_compile(config)
         self._steps: dict[bool, Callable] = {}
 
@@ -113,6 +117,11 @@ class Trainer:
         if self.precision == "mixed_float16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         return optimizer
+
+    @property
+    def output_generator(self) -> keras.Model:
+        """The generator that progress pictures, calibration and exports use: the average under --g-ema."""
+        return self.averaged_generator if self.averaged_generator is not None else self.generator
 
     @property
     def global_batch_size(self) -> int:
@@ -194,11 +203,24 @@ class Trainer:
         if train_d not in self._steps:
             def step_fn(inputs: tf.Tensor, targets: tf.Tensor, step: tf.Tensor) -> dict[str, tf.Tensor]:
                 per_replica = self.strategy.run(self._replica_step, args=(inputs, targets, step, train_d))
+                if self.averaged_generator is not None:
+                    self._update_average(step)
                 return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
                         for k, v in per_replica.items()}
             self._steps[train_d] = tf.function(step_fn, jit_compile=self.jit_compile)
         inputs, targets = batch
         return self._steps[train_d](inputs, targets, tf.convert_to_tensor(self.step))
+
+    def _update_average(self, step: tf.Tensor) -> None:
+        """averaged <- d * averaged + (1 - d) * live for each trainable weight, d = min(g_ema, (1 + step) /
+        (10 + step)) so that early weights fade fast; normalisation statistics are copied as they are."""
+        step = tf.cast(step, tf.float32)
+        decay = tf.minimum(self.config.g_ema, (1.0 + step) / (10.0 + step))
+        averaged, live = self.averaged_generator, self.generator
+        for mine, theirs in zip(averaged.trainable_variables, live.trainable_variables, strict=True):
+            mine.assign_sub((1.0 - decay) * (mine - theirs))
+        for mine, theirs in zip(averaged.non_trainable_variables, live.non_trainable_variables, strict=True):
+            mine.assign(theirs)
 
     # --- the loop -----------------------------------------------------------------------------------------
     def set_learning_rates(self, epoch: int) -> float:
@@ -255,7 +277,7 @@ class Trainer:
 
     def generate(self, inputs: np.ndarray) -> np.ndarray:
         """Colour pictures in [0, 1] for network inputs (inference mode)."""
-        outputs = self.generator(inputs, training=False)
+        outputs = self.output_generator(inputs, training=False)
         return output_to_rgb(inputs, outputs, self._pair_space()).numpy()
 
     def _pair_space(self) -> str:
@@ -364,12 +386,12 @@ def train(config: Config, fresh: bool = False, log: Callable[[str], None] = prin
 
         export_config = config
         if config.chroma_scale is None and not sources.is_paired(config):
-            calibration = calibrate(trainer.generator, config)
+            calibration = calibrate(trainer.output_generator, config)
             calibration.save(run_dir / "calibration.json")
             export_config = config.replace(chroma_scale=calibration.scale)
             log(f"chroma scale {calibration.scale:g} (lowest mean CIEDE2000 on {calibration.n_photos} "
                 f"{calibration.split} photo(s): {_format(calibration.ciede2000)})")
-        export_dir = export_generator(trainer.generator, export_config, config.resolved_export_dir(), step)
+        export_dir = export_generator(trainer.output_generator, export_config, config.resolved_export_dir(), step)
         log(f"exported the generator to {export_dir}")
     return RunSummary(step=step, epochs_done=step / steps_per_epoch, losses=last_losses,
                       images_per_second=images_per_second, stopped_early=stopped_early, export_dir=export_dir)
@@ -409,6 +431,8 @@ def _check_saved_config(config: Config, checkpoint_path: str) -> None:
     saved = saved_config(checkpoint_path)
     changed = [f"{name}: {getattr(saved, name)!r} -> {getattr(config, name)!r}" for name in MODEL_FIELDS
                if getattr(saved, name) != getattr(config, name)]
+    if (saved.g_ema > 0) != (config.g_ema > 0):
+        changed.append(f"g_ema: {saved.g_ema!r} -> {config.g_ema!r} (an averaged generator is kept or not)")
     if changed:
         raise UserError(f"{checkpoint_path} was trained with different networks ({'; '.join(changed)}). "
                         "Use another --run-dir, or --fresh to start that run over.")

@@ -102,6 +102,19 @@ def test_mirrored_on_two_devices_gives_the_losses_of_one_device(fake_data) -> No
     assert unsynced > LOSS_RTOL  # the comparison can tell: per-replica statistics do change the losses
 
 
+def test_mirrored_keeps_the_generator_average_of_one_device(fake_data) -> None:
+    averages = []
+    for strategy in ("one", "mirrored"):
+        keras.utils.set_random_seed(1)
+        trainer = Trainer(tiny(strategy=strategy, sync_batchnorm=True, g_ema=0.5))
+        for epoch in (0, 1):
+            for batch in trainer.epoch_batches(epoch, skip=0):
+                trainer.train_step(batch)
+        averages.append([v.numpy() for v in trainer.averaged_generator.weights])
+    for one, mirrored in zip(*averages, strict=True):
+        np.testing.assert_allclose(mirrored, one, rtol=1e-3, atol=1e-5)
+
+
 def test_global_batch_must_split_evenly_over_the_replicas() -> None:
     with pytest.raises(UserError, match="multiple of the 2 replicas"):
         Trainer(tiny(strategy="mirrored", batch_size=3))

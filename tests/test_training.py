@@ -260,3 +260,40 @@ def test_fused_adam_matches_keras_adam() -> None:
     for kind in ("_momentums", "_velocities"):
         for expected, got in zip(getattr(optimizers["keras"], kind), getattr(optimizers["fused"], kind), strict=True):
             np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-4)  # 1 - beta_2 rounds differently
+
+
+def test_averaged_generator_is_the_warmed_up_moving_average_of_the_live_one(photos: tf.Tensor) -> None:
+    batch = make_pair(photos, "lab")
+    trainer = trainer_for(tiny(color_space="lab", g_ema=0.9))
+    expected = weights(trainer.generator)
+    assert all(np.array_equal(a, b) for a, b in zip(expected, weights(trainer.averaged_generator), strict=True))
+    for step in range(3):
+        trainer.train_step(batch)
+        trainer.step.assign(step + 1)
+        decay = min(0.9, (1 + step) / (10 + step))
+        expected = [decay * e + (1 - decay) * w for e, w in zip(expected, weights(trainer.generator), strict=True)]
+    for mine, want in zip(weights(trainer.averaged_generator), expected, strict=True):
+        np.testing.assert_allclose(mine, want, rtol=1e-5, atol=1e-6)
+    assert max_change(expected, trainer.generator) > 1e-5  # the average lags the live weights
+    for mine, live in zip(trainer.averaged_generator.non_trainable_weights, trainer.generator.non_trainable_weights,
+                          strict=True):
+        np.testing.assert_array_equal(mine.numpy(), live.numpy())  # normalisation statistics copied as they are
+    assert trainer.output_generator is trainer.averaged_generator
+
+
+def test_the_averaged_generator_is_exported_checkpointed_and_kept_on_resume(fake_data, monkeypatch,
+                                                                            tmp_path) -> None:
+    exported: list[list[np.ndarray]] = []
+    monkeypatch.setattr("pix2pix_tf.export.export_generator",
+                        lambda generator, config, export_dir, step: exported.append(weights(generator)) or export_dir)
+    config = tiny(run_dir=str(tmp_path / "run"), epochs=1, epochs_decay=0, progress_samples=0, g_ema=0.99,
+                  chroma_scale=1.0)
+    training.train(config, log=lambda line: None)
+    restored = trainer_for(config)
+    assert restored.restore(fresh=False) == 2
+    for sent, averaged in zip(exported[0], weights(restored.averaged_generator), strict=True):
+        np.testing.assert_array_equal(sent, averaged)
+    assert max_change(exported[0], restored.generator) > 0.0
+    with pytest.raises(training.UserError, match=r"g_ema: 0.99 -> 0.0"):
+        training.train(config.replace(g_ema=0.0, epochs=2), log=lambda line: None)
+    assert training.train(config.replace(g_ema=0.999, epochs=2), log=lambda line: None).step == 4
