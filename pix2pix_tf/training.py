@@ -75,6 +75,11 @@ class FusedAdam(keras.optimizers.Adam):
             beta1=beta1, beta2=beta2, epsilon=tf.cast(self.epsilon, dtype), grad=tf.cast(gradient, dtype))
 
 
+# --g-ema updates the averaged generator every AVERAGE_EVERY steps, with the decay raised to that power: the
+# same average within rounding for decays near 1, at a quarter of the memory traffic (three passes over G).
+AVERAGE_EVERY = 4
+
+
 class Trainer:
     """Builds models, optimisers and checkpoints for one Config, and trains them."""
 
@@ -110,6 +115,7 @@ class Trainer:
             config=self.config_record, **parts)
         self.jit_compile = runtime.resolve_jit_compile(config)
         self._steps: dict[bool, Callable] = {}
+        self._average_step: Callable | None = None
 
     # --- construction -------------------------------------------------------------------------------------
     def _make_optimizer(self, learning_rate: float) -> keras.optimizers.Optimizer:
@@ -203,19 +209,23 @@ class Trainer:
         if train_d not in self._steps:
             def step_fn(inputs: tf.Tensor, targets: tf.Tensor, step: tf.Tensor) -> dict[str, tf.Tensor]:
                 per_replica = self.strategy.run(self._replica_step, args=(inputs, targets, step, train_d))
-                if self.averaged_generator is not None:
-                    self._update_average(step)
                 return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
                         for k, v in per_replica.items()}
             self._steps[train_d] = tf.function(step_fn, jit_compile=self.jit_compile)
         inputs, targets = batch
-        return self._steps[train_d](inputs, targets, tf.convert_to_tensor(self.step))
+        step = tf.convert_to_tensor(self.step)
+        losses = self._steps[train_d](inputs, targets, step)
+        if self.averaged_generator is not None and int(step) % AVERAGE_EVERY == 0:
+            if self._average_step is None:
+                self._average_step = tf.function(self._update_average)
+            self._average_step(step)
+        return losses
 
     def _update_average(self, step: tf.Tensor) -> None:
-        """averaged <- d * averaged + (1 - d) * live for each trainable weight, d = min(g_ema, (1 + step) /
-        (10 + step)) so that early weights fade fast; normalisation statistics are copied as they are."""
+        """averaged <- d * averaged + (1 - d) * live for each trainable weight, with d = min(g_ema, (1 + step) /
+        (10 + step)) ** AVERAGE_EVERY (early weights fade fast); normalisation statistics are copied as they are."""
         step = tf.cast(step, tf.float32)
-        decay = tf.minimum(self.config.g_ema, (1.0 + step) / (10.0 + step))
+        decay = tf.minimum(self.config.g_ema, (1.0 + step) / (10.0 + step)) ** AVERAGE_EVERY
         averaged, live = self.averaged_generator, self.generator
         for mine, theirs in zip(averaged.trainable_variables, live.trainable_variables, strict=True):
             mine.assign_sub((1.0 - decay) * (mine - theirs))

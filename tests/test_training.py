@@ -267,11 +267,13 @@ def test_averaged_generator_is_the_warmed_up_moving_average_of_the_live_one(phot
     trainer = trainer_for(tiny(color_space="lab", g_ema=0.9))
     expected = weights(trainer.generator)
     assert all(np.array_equal(a, b) for a, b in zip(expected, weights(trainer.averaged_generator), strict=True))
-    for step in range(3):
+    for step in range(2 * training.AVERAGE_EVERY + 1):
         trainer.train_step(batch)
         trainer.step.assign(step + 1)
-        decay = min(0.9, (1 + step) / (10 + step))
-        expected = [decay * e + (1 - decay) * w for e, w in zip(expected, weights(trainer.generator), strict=True)]
+        if step % training.AVERAGE_EVERY == 0:
+            decay = min(0.9, (1 + step) / (10 + step)) ** training.AVERAGE_EVERY
+            expected = [decay * e + (1 - decay) * w for e, w in zip(expected, weights(trainer.generator),
+                                                                    strict=True)]
     for mine, want in zip(weights(trainer.averaged_generator), expected, strict=True):
         np.testing.assert_allclose(mine, want, rtol=1e-5, atol=1e-6)
     assert max_change(expected, trainer.generator) > 1e-5  # the average lags the live weights
