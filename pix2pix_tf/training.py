@@ -442,7 +442,8 @@ def _check_saved_config(config: Config, checkpoint_path: str) -> None:
     changed = [f"{name}: {getattr(saved, name)!r} -> {getattr(config, name)!r}" for name in MODEL_FIELDS
                if getattr(saved, name) != getattr(config, name)]
     if (saved.g_ema > 0) != (config.g_ema > 0):
-        changed.append(f"g_ema: {saved.g_ema!r} -> {config.g_ema!r} (an averaged generator is kept or not)")
+        changed.append(f"g_ema: {saved.g_ema!r} -> {config.g_ema!r}, which keeps an averaged generator or not; "
+                       f"--g-ema {saved.g_ema:g} resumes it")
     if changed:
         raise UserError(f"{checkpoint_path} was trained with different networks ({'; '.join(changed)}). "
                         "Use another --run-dir, or --fresh to start that run over.")
