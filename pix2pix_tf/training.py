@@ -401,6 +401,10 @@ def train(config: Config, fresh: bool = False, log: Callable[[str], None] = prin
             export_config = config.replace(chroma_scale=calibration.scale)
             log(f"chroma scale {calibration.scale:g} (lowest mean CIEDE2000 on {calibration.n_photos} "
                 f"{calibration.split} photo(s): {_format(calibration.ciede2000)})")
+            if calibration.scale == 0:
+                log(f"the export returns photos grey: any colour scored worse than grey on the {calibration.split} "
+                    f"photos. To export the network's colours anyway: python train.py --config "
+                    f"{run_dir / 'config.json'} --steps {step} --chroma-scale 1")
         export_dir = export_generator(trainer.output_generator, export_config, config.resolved_export_dir(), step)
         log(f"exported the generator to {export_dir}")
     return RunSummary(step=step, epochs_done=step / steps_per_epoch, losses=last_losses,

@@ -299,3 +299,25 @@ def test_the_averaged_generator_is_exported_checkpointed_and_kept_on_resume(fake
     with pytest.raises(training.UserError, match=r"g_ema: 0.99 -> 0.0, .*--g-ema 0.99 resumes it"):
         training.train(config.replace(g_ema=0.0, epochs=2), log=lambda line: None)
     assert training.train(config.replace(g_ema=0.999, epochs=2), log=lambda line: None).step == 4
+
+
+def test_a_grey_calibration_says_how_to_export_the_colours_and_that_command_does(fake_data, monkeypatch,
+                                                                                tmp_path) -> None:
+    from pix2pix_tf.calibration import Calibration
+    from pix2pix_tf.train import main
+
+    exported: list[tuple[float | None, int]] = []
+    monkeypatch.setattr("pix2pix_tf.export.export_generator",
+                        lambda generator, config, export_dir, step: exported.append((config.chroma_scale, step))
+                        or export_dir)
+    monkeypatch.setattr("pix2pix_tf.calibration.calibrate", lambda generator, config: Calibration(
+        scale=0.0, ciede2000={"0.0": 10.0, "1.0": 12.0}, split="val", n_photos=1))
+    config = tiny(color_space="lab", run_dir=str(tmp_path / "run"), epochs=1, epochs_decay=1, steps=2,
+                  progress_samples=0)
+    lines: list[str] = []
+    training.train(config, log=lines.append)
+    advice = next(line for line in lines if line.startswith("the export returns photos grey"))
+    command = advice.split("anyway: python train.py ")[1].split()
+    assert command == ["--config", str(tmp_path / "run" / "config.json"), "--steps", "2", "--chroma-scale", "1"]
+    assert main(command) == 0
+    assert exported == [(0.0, 2), (1.0, 2)]  # the same weights, exported again with the network's colours
