@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -23,6 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    import tensorflow as tf
+
     try:
         config = config_from_args(args)
         from pix2pix_tf.training import train
@@ -31,6 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, ValueError) as error:
         print(f"train.py: error: {error}", file=sys.stderr)
         return 2
+    except (OSError, tf.errors.ResourceExhaustedError) as error:
+        # A full disk or memory: the checkpoint being written is a temporary that never replaces the last one.
+        print(f"train.py: error: {out_of_resources_reason(error)}. The last checkpoint is kept; free space or "
+              "memory and re-run the same command to resume from it.", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("train.py: interrupted; re-run the same command to resume from the last checkpoint.",
               file=sys.stderr)
@@ -38,6 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     exported = f"model exported to {summary.export_dir}" if summary.export_dir else "the chief worker exports"
     print(f"done at step {summary.step}; {exported}")
     return 0
+
+
+def out_of_resources_reason(error: Exception) -> str:
+    """One line for an OSError or TensorFlow error, without TensorFlow's "{{function_node ...}}" prefix."""
+    message = getattr(error, "message", None) or str(error)
+    return re.sub(r"\{\{[^}]*\}\}\s*", "", message).strip().splitlines()[0]
 
 
 if __name__ == "__main__":

@@ -70,3 +70,35 @@ def test_a_run_killed_mid_epoch_resumes_and_ends_at_the_same_step(tmp_path: Path
     loaded = tf.saved_model.load(str(tmp_path / "model"))
     grey = tf.zeros([1, 40, 52, 1], tf.uint8)
     assert loaded.signatures["serving_default"](grey)
+
+
+def test_a_full_disk_stops_with_a_message_and_the_run_resumes_from_the_kept_checkpoint(
+        tmp_path: Path, monkeypatch, capsys) -> None:
+    from pix2pix_tf import train
+    from pix2pix_tf.training import Trainer
+
+    flags = ["--dataset", "sample", "--run-dir", str(tmp_path / "run"), "--export-dir", str(tmp_path / "model"),
+             "--image-size", "64", "--ngf", "8", "--ndf", "8", "--steps", "6", "--checkpoint-every", "2",
+             "--progress-samples", "0"]
+    save = Trainer.save_checkpoint
+    saves = []
+
+    def save_until_the_disk_fills(self: Trainer) -> None:
+        saves.append(int(self.step.numpy()))
+        if len(saves) > 1:
+            raise tf.errors.ResourceExhaustedError(
+                None, None, "{{function_node __wrapped__SaveV2_dtypes_9}} run/checkpoints/ckpt-4_temp/part-0; "
+                            "No space left on device [Op:SaveV2]")
+        save(self)
+
+    monkeypatch.setattr(Trainer, "save_checkpoint", save_until_the_disk_fills)
+    assert train.main(flags) == 1
+    error = capsys.readouterr().err
+    assert "train.py: error: run/checkpoints/ckpt-4_temp/part-0; No space left on device [Op:SaveV2]." in error
+    assert "re-run the same command to resume" in error and "Traceback" not in error and "{{" not in error
+    assert saves == [2, 4] and not (tmp_path / "model").exists()
+
+    monkeypatch.setattr(Trainer, "save_checkpoint", save)
+    assert train.main(flags) == 0
+    out = capsys.readouterr().out
+    assert "resuming at step 2" in out and "done at step 6" in out
