@@ -1,20 +1,33 @@
-"""What every command-line tool shares: a UserError becomes one line on stderr and exit status 2."""
+"""What every command-line tool shares: errors a user can act on become one line on stderr, never a traceback."""
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable
 
 from pix2pix_tf.errors import UserError
 
 
+def one_line_reason(error: Exception) -> str:
+    """One line for an OSError or TensorFlow error, without TensorFlow's "{{function_node ...}}" prefix."""
+    message = getattr(error, "message", None) or str(error)
+    return re.sub(r"\{\{[^}]*\}\}\s*", "", message).strip().splitlines()[0]
+
+
 def run_cli(prog: str, body: Callable[[], int]) -> int:
-    """Run `body` and return its exit status; UserError -> "prog: error: ..." and 2, Ctrl-C -> 130."""
+    """Run `body` and return its exit status; UserError -> "prog: error: ..." and 2; a file that cannot be
+    written (a full disk, a folder that is a file) or exhausted memory -> "prog: error: ..." and 1; Ctrl-C -> 130."""
+    import tensorflow as tf
+
     try:
         return body()
     except UserError as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
+    except (OSError, tf.errors.ResourceExhaustedError) as error:
+        print(f"{prog}: error: {one_line_reason(error)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from pix2pix_tf.cli import one_line_reason  # noqa: E402
 from pix2pix_tf.config import add_config_arguments, config_from_args  # noqa: E402
 from pix2pix_tf.errors import UserError  # noqa: E402
 
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except (OSError, tf.errors.ResourceExhaustedError) as error:
         # A full disk or memory: the checkpoint being written is a temporary that never replaces the last one.
-        print(f"train.py: error: {out_of_resources_reason(error)}. The last checkpoint is kept; free space or "
+        print(f"train.py: error: {one_line_reason(error)}. The last checkpoint is kept; free space or "
               "memory and re-run the same command to resume from it.", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -46,12 +46,6 @@ def main(argv: list[str] | None = None) -> int:
     exported = f"model exported to {summary.export_dir}" if summary.export_dir else "the chief worker exports"
     print(f"done at step {summary.step}; {exported}")
     return 0
-
-
-def out_of_resources_reason(error: Exception) -> str:
-    """One line for an OSError or TensorFlow error, without TensorFlow's "{{function_node ...}}" prefix."""
-    message = getattr(error, "message", None) or str(error)
-    return re.sub(r"\{\{[^}]*\}\}\s*", "", message).strip().splitlines()[0]
 
 
 if __name__ == "__main__":

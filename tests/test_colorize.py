@@ -71,6 +71,16 @@ def test_nothing_colorized_exits_nonzero(tmp_path: Path, model: Path, inputs: Pa
     assert "tiny.png: refused by the model" in err and "at least 8x8" in err
 
 
+def test_an_output_folder_that_cannot_be_made_is_one_line_not_a_traceback(
+        tmp_path: Path, model: Path, inputs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "taken").write_text("a file where the output folder should go")
+    assert main(["--model", str(model), str(inputs / "good.jpg"), "--out", str(tmp_path / "taken" / "out")]) == 1
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]  # after the progress bar
+    assert last.startswith("pix2pix-colorize: error: [Errno 20] Not a directory: ") and "taken" in last
+    assert "Traceback" not in err
+
+
 def test_read_image_modes(tmp_path: Path) -> None:
     grey16 = (np.arange(20 * 30, dtype=np.uint16).reshape(20, 30) * 100)
     Image.fromarray(grey16).save(tmp_path / "grey16.png")
