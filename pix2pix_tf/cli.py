@@ -15,9 +15,10 @@ def one_line_reason(error: Exception) -> str:
     return re.sub(r"\{\{[^}]*\}\}\s*", "", message).strip().splitlines()[0]
 
 
-def run_cli(prog: str, body: Callable[[], int]) -> int:
+def run_cli(prog: str, body: Callable[[], int], resume_hint: str = "") -> int:
     """Run `body` and return its exit status; UserError -> "prog: error: ..." and 2; a file that cannot be
-    written (a full disk, a folder that is a file) or exhausted memory -> "prog: error: ..." and 1; Ctrl-C -> 130."""
+    written (a full disk, a folder that is a file) or exhausted memory -> "prog: error: ..." and 1; Ctrl-C -> 130.
+    `resume_hint` (how to carry on) ends the last two messages."""
     import tensorflow as tf
 
     try:
@@ -26,8 +27,9 @@ def run_cli(prog: str, body: Callable[[], int]) -> int:
         print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
     except (OSError, tf.errors.ResourceExhaustedError) as error:
-        print(f"{prog}: error: {one_line_reason(error)}", file=sys.stderr)
+        print(f"{prog}: error: {one_line_reason(error)}" + (f". Free space or memory, then {resume_hint}."
+                                                           if resume_hint else ""), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted" + (f"; {resume_hint}." if resume_hint else ""), file=sys.stderr)
         return 130

@@ -489,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
         results = run_grid(grid, variant_configs(grid, results_dir, overrides), results_dir, args.split)
         return 0 if all(not r.status.startswith("failed") for r in results) else 1
 
-    return run_cli("experiments", body)
+    return run_cli("experiments", body, resume_hint="re-run the same command to resume the unfinished variants")
 
 
 if __name__ == "__main__":

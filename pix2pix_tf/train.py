@@ -8,7 +8,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from pix2pix_tf.cli import one_line_reason  # noqa: E402
+from pix2pix_tf.cli import run_cli  # noqa: E402
 from pix2pix_tf.config import add_config_arguments, config_from_args  # noqa: E402
 from pix2pix_tf.errors import UserError  # noqa: E402
 
@@ -24,28 +24,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    import tensorflow as tf
 
-    try:
-        config = config_from_args(args)
-        from pix2pix_tf.training import train
+    def body() -> int:
+        try:
+            config = config_from_args(args)
+            from pix2pix_tf.training import train
 
-        summary = train(config, fresh=args.fresh)
-    except (UserError, ValueError) as error:
-        print(f"train.py: error: {error}", file=sys.stderr)
-        return 2
-    except (OSError, tf.errors.ResourceExhaustedError) as error:
-        # A full disk or memory: the checkpoint being written is a temporary that never replaces the last one.
-        print(f"train.py: error: {one_line_reason(error)}. The last checkpoint is kept; free space or "
-              "memory and re-run the same command to resume from it.", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("train.py: interrupted; re-run the same command to resume from the last checkpoint.",
-              file=sys.stderr)
-        return 130
-    exported = f"model exported to {summary.export_dir}" if summary.export_dir else "the chief worker exports"
-    print(f"done at step {summary.step}; {exported}")
-    return 0
+            summary = train(config, fresh=args.fresh)
+        except ValueError as error:  # an invalid Config
+            raise UserError(str(error)) from error
+        exported = f"model exported to {summary.export_dir}" if summary.export_dir else "the chief worker exports"
+        print(f"done at step {summary.step}; {exported}")
+        return 0
+
+    # A checkpoint is written to a temporary first, so a run stopped while saving keeps its last one.
+    return run_cli("train.py", body, resume_hint="re-run the same command to resume from the last checkpoint")
 
 
 if __name__ == "__main__":
