@@ -15,18 +15,25 @@ def one_line_reason(error: Exception) -> str:
     return re.sub(r"\{\{[^}]*\}\}\s*", "", message).strip().splitlines()[0]
 
 
+def _out_of_tensorflow_resources(error: Exception) -> bool:
+    """A TensorFlow ResourceExhaustedError (no memory, or no disk for a checkpoint); TensorFlow is not imported
+    here, so a tool that fails before it loads TensorFlow does not pay for the import."""
+    tf = sys.modules.get("tensorflow")
+    return tf is not None and isinstance(error, tf.errors.ResourceExhaustedError)
+
+
 def run_cli(prog: str, body: Callable[[], int], resume_hint: str = "") -> int:
     """Run `body` and return its exit status; UserError -> "prog: error: ..." and 2; a file that cannot be
     written (a full disk, a folder that is a file) or exhausted memory -> "prog: error: ..." and 1; Ctrl-C -> 130.
     `resume_hint` (how to carry on) ends the last two messages."""
-    import tensorflow as tf
-
     try:
         return body()
     except UserError as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
-    except (OSError, tf.errors.ResourceExhaustedError) as error:
+    except Exception as error:
+        if not (isinstance(error, OSError) or _out_of_tensorflow_resources(error)):
+            raise
         print(f"{prog}: error: {one_line_reason(error)}" + (f". Free space or memory, then {resume_hint}."
                                                            if resume_hint else ""), file=sys.stderr)
         return 1
