@@ -37,8 +37,9 @@ class TrainingDiverged(UserError):
 
 
 def learning_rate_factor(epoch: int, epochs: int, epochs_decay: int) -> float:
-    """Constant for `epochs`, then linear decay towards 0 over `epochs_decay` (the paper's schedule)."""
-    return 1.0 - max(0, epoch + 1 - epochs) / float(epochs_decay + 1)
+    """Constant for `epochs`, then linear decay towards 0 over `epochs_decay` (the paper's schedule); 0 after
+    that (a `--steps` past the schedule's end trains no further, it never climbs the loss)."""
+    return max(0.0, 1.0 - max(0, epoch + 1 - epochs) / float(epochs_decay + 1))
 
 
 @dataclass
@@ -325,6 +326,10 @@ def train(config: Config, fresh: bool = False, log: Callable[[str], None] = prin
     log(f"pix2pix: {config.dataset}, {steps_per_epoch} steps/epoch, {total_steps} steps in all, "
         f"precision {trainer.precision}, {trainer.strategy.num_replicas_in_sync} replica(s), run dir {run_dir}"
         + (f", resuming at step {start_step}" if start_step else ""))
+    if total_steps > (schedule_end := config.total_epochs * steps_per_epoch):
+        log(f"note: --steps {total_steps} runs past the learning-rate schedule's end at step {schedule_end} "
+            f"(--epochs {config.epochs} + --epochs-decay {config.epochs_decay}); the rate is 0 after it, so "
+            "those steps leave the weights as they are. Raise --epochs or --epochs-decay to train on.")
 
     started = time.monotonic()
     images_per_second = 0.0

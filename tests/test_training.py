@@ -196,8 +196,17 @@ def test_run_writes_progress_frames_and_decays_the_learning_rate(fake_data, tmp_
 
 
 def test_learning_rate_is_constant_then_decays_linearly_to_zero() -> None:
-    factors = [learning_rate_factor(epoch, epochs=2, epochs_decay=3) for epoch in range(5)]
-    assert factors == pytest.approx([1.0, 1.0, 0.75, 0.5, 0.25])
+    factors = [learning_rate_factor(epoch, epochs=2, epochs_decay=3) for epoch in range(8)]
+    assert factors == pytest.approx([1.0, 1.0, 0.75, 0.5, 0.25, 0.0, 0.0, 0.0])  # never negative past the end
+
+
+def test_steps_past_the_schedule_say_so_and_keep_the_learning_rate_at_zero(fake_data, tmp_path) -> None:
+    config = tiny(run_dir=str(tmp_path / "run"), epochs=1, epochs_decay=1, steps=8, progress_samples=0)
+    lines: list[str] = []
+    assert training.train(config, log=lines.append).step == 8
+    assert any("runs past the learning-rate schedule's end at step 4" in line for line in lines)
+    epoch_lines = [line for line in lines if line.startswith("epoch ")]
+    assert [line.rsplit("lr x", 1)[1] for line in epoch_lines] == ["1.000", "0.500", "0.000", "0.000"]
 
 
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
