@@ -69,7 +69,9 @@ class Config:
     epochs: int = field(default=100, metadata={"help": "epochs at constant learning rate"})
     epochs_decay: int = field(default=100, metadata={"help": "epochs of linear decay to 0 after that"})
     steps: int | None = field(default=None, metadata={"help": "stop after this many steps in all "
-                                                              "(overrides the epoch count)"})
+                                                              "(overrides the epoch count; the learning rate "
+                                                              "still follows --epochs/--epochs-decay, 0 past "
+                                                              "their end)"})
     d_steps: int = field(default=1, metadata={"help": "discriminator updates per iteration"})
     g_steps: int = field(default=1, metadata={"help": "generator updates per iteration"})
     g_only_epochs: int = field(default=0, metadata={"help": "first N epochs train G alone, D frozen"})
