@@ -329,7 +329,8 @@ def train(config: Config, fresh: bool = False, log: Callable[[str], None] = prin
     if total_steps > (schedule_end := config.total_epochs * steps_per_epoch):
         log(f"note: --steps {total_steps} runs past the learning-rate schedule's end at step {schedule_end} "
             f"(--epochs {config.epochs} + --epochs-decay {config.epochs_decay}); the rate is 0 after it, so "
-            "those steps leave the weights as they are. Raise --epochs or --epochs-decay to train on.")
+            "those steps leave the trained weights as they are (BatchNorm statistics and a --g-ema average still "
+            "move). Raise --epochs or --epochs-decay to train on.")
 
     started = time.monotonic()
     images_per_second = 0.0
