@@ -1,6 +1,6 @@
 """`python evaluate.py --model saved_models/<dataset> ...`: see `pix2pix_tf.evaluate`."""
 
-from pix2pix_tf.evaluate import main
+from pix2pix_tf.evaluate import inference_process_main
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(inference_process_main())

@@ -19,7 +19,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from pix2pix_tf.cli import run_cli  # noqa: E402
+from pix2pix_tf.cli import assume_frozen_weights, run_cli  # noqa: E402
 from pix2pix_tf.errors import UserError  # noqa: E402
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -123,5 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     return run_cli("pix2pix-colorize", body)
 
 
+def inference_process_main(argv: list[str] | None = None) -> int:
+    """`pix2pix-colorize` as a process of its own: `main` with oneDNN keeping each layer's converted weights
+    (`cli.assume_frozen_weights`; this process never trains)."""
+    assume_frozen_weights()
+    return main(argv)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(inference_process_main())

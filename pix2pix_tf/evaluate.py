@@ -37,7 +37,7 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from pix2pix_tf.cli import run_cli  # noqa: E402
+from pix2pix_tf.cli import assume_frozen_weights, run_cli  # noqa: E402
 from pix2pix_tf.color import input_to_rgb, make_pair  # noqa: E402
 from pix2pix_tf.config import Config  # noqa: E402
 from pix2pix_tf.errors import UserError  # noqa: E402
@@ -277,3 +277,10 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def inference_process_main(argv: list[str] | None = None) -> int:
+    """`pix2pix-evaluate` as a process of its own: `main` with oneDNN keeping each layer's converted weights
+    (`cli.assume_frozen_weights`; this process never trains)."""
+    assume_frozen_weights()
+    return main(argv)

@@ -108,6 +108,48 @@ class SubPixelDeconvolution(layers.Layer):
         return {**super().get_config(), "filters": self.filters}
 
 
+def phase_kernels(deconv_kernel: np.ndarray) -> list[np.ndarray]:
+    """The four [2, 2, C_in, C_out] kernels, one per output phase (row parity r, column parity s; index 2 r + s),
+    that compute the stride-2, 4x4, 'same' transposed convolution with `deconv_kernel` ([4, 4, C_out, C_in],
+    Keras's layout) as 'valid' convolutions of the input padded by 1 and cropped at offset (r, s)."""
+    _, _, out_ch, in_ch = deconv_kernel.shape
+    kernels = [np.zeros([2, 2, in_ch, out_ch], deconv_kernel.dtype) for _ in range(4)]
+    for (row_phase, a), row_tap in _PHASE_TAPS.items():
+        for (col_phase, b), col_tap in _PHASE_TAPS.items():
+            kernel = kernels[row_phase * 2 + col_phase]
+            kernel[a - row_phase, b - col_phase] = deconv_kernel[row_tap, col_tap].T
+    return kernels
+
+
+class PhaseDeconvolution(layers.Layer):
+    """Inference form of a stride-2, 4x4, 'same' Conv2DTranspose without bias: four 2x2 'valid' convolutions,
+    one per output phase, of the input padded by 1 (`phase_kernels`), interleaved by depth_to_space(2).
+
+    Same outputs and multiply-adds as the transposed form, up to summation order. It is a forward convolution,
+    so when its kernels are graph constants (the export) oneDNN converts them to its blocked layout once per
+    loaded model; it does that on every call of a transposed convolution, which on a CPU costs more than the
+    arithmetic itself for the generator's inner layers (small pictures, up to 8 M weights each).
+    """
+
+    def __init__(self, filters: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.filters = filters
+
+    def build(self, input_shape: tuple) -> None:
+        self.phase_kernels = [self.add_weight(name=f"kernel_{phase}", shape=(2, 2, input_shape[-1], self.filters))
+                              for phase in range(4)]
+
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+        padded = tf.pad(inputs, [[0, 0], [1, 1], [1, 1], [0, 0]])
+        height, width = tf.shape(inputs)[1], tf.shape(inputs)[2]
+        phases = [tf.nn.conv2d(padded[:, r:r + height + 1, s:s + width + 1], self.phase_kernels[2 * r + s],
+                               strides=1, padding="VALID") for r in (0, 1) for s in (0, 1)]
+        return tf.nn.depth_to_space(tf.concat(phases, axis=-1), 2)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "filters": self.filters}
+
+
 def normalization(kind: str, name: str, synchronized: bool = False) -> layers.Layer:
     """`synchronized` batch norm computes its statistics over the global batch, across all replicas."""
     if kind == "batch":

@@ -96,3 +96,31 @@ def test_module_entry_point_bad_model(tmp_path: Path, inputs: Path) -> None:
                             cwd=REPO, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert result.returncode == 2
     assert "pix2pix-colorize: error: model folder" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_inference_entry_points_assume_frozen_weights_but_keep_a_users_setting(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The processes of `pix2pix-colorize`, `pix2pix-evaluate`, `python evaluate.py` and `python -m
+    pix2pix_tf.colorize` tell oneDNN the weights never change (they only run inference); `main` itself, which
+    may share a process with training, does not; a value the user set is kept."""
+    import configparser
+
+    from pix2pix_tf import cli, colorize, evaluate
+
+    variable = cli.FROZEN_WEIGHTS_VARIABLE
+    for module in (colorize, evaluate):
+        for preset, expected in ((None, "1"), ("0", "0")):
+            environ = {key: value for key, value in os.environ.items() if key != variable}
+            environ.update({variable: preset} if preset is not None else {})
+            monkeypatch.setattr(os, "environ", environ)
+            seen: list[str | None] = []
+            monkeypatch.setattr(module, "main", lambda argv=None, seen=seen: seen.append(os.environ.get(variable)) or 0)
+            assert module.inference_process_main([]) == 0
+            assert seen == [expected]
+    scripts = configparser.ConfigParser()
+    scripts.read(REPO / "setup.cfg")
+    entry_points = scripts["options.entry_points"]["console_scripts"]
+    assert "pix2pix_tf.colorize:inference_process_main" in entry_points
+    assert "pix2pix_tf.evaluate:inference_process_main" in entry_points
+    assert "inference_process_main()" in (REPO / "evaluate.py").read_text()
+    assert "inference_process_main()" in (REPO / "pix2pix_tf" / "colorize.py").read_text()

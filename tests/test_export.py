@@ -240,19 +240,21 @@ def test_chroma_smoothing_removes_fine_chroma_and_keeps_the_luminance(tmp_path: 
 
 
 def test_inference_copy_computes_the_generator_faster_forms(tmp_path: Path) -> None:
-    """The export's generator: the output layer in sub-pixel form and, under mixed_bfloat16, each convolution's
-    weights stored in bfloat16 (cast once, not per call); same outputs, normalisation stays float32, and the
-    SavedModel is smaller."""
+    """The export's generator: the output layer in sub-pixel form, the inner decoder layers in phase form and,
+    under mixed_bfloat16, each convolution's weights stored in bfloat16 (cast once, not per call); same
+    outputs, normalisation stays float32, and the SavedModel is smaller."""
     import tensorflow as tf
 
     from pix2pix_tf.export import colorize_graph, inference_generator
-    from pix2pix_tf.models import SubPixelDeconvolution
+    from pix2pix_tf.models import PhaseDeconvolution, SubPixelDeconvolution
 
     config = Config(image_size=32, ngf=4, color_space="lab", chroma_scale=1.0)
     keras.utils.set_random_seed(0)
     fp32_generator = build_generator(config)
-    fp32_copy = inference_generator(fp32_generator)
+    fp32_copy = inference_generator(fp32_generator, config.image_size)
     assert isinstance(fp32_copy.get_layer("output_deconv"), SubPixelDeconvolution)
+    # up1 has 4 outputs at ngf 4, few enough for the sub-pixel form
+    assert all(isinstance(fp32_copy.get_layer(f"up{k}_deconv"), PhaseDeconvolution) for k in range(2, 5))
     inputs = tf.random.uniform([2, 32, 32, 1], -1.0, 1.0, seed=1)
     np.testing.assert_allclose(fp32_copy(inputs, training=False).numpy(),
                                fp32_generator(inputs, training=False).numpy(), atol=1e-6)
@@ -262,7 +264,7 @@ def test_inference_copy_computes_the_generator_faster_forms(tmp_path: Path) -> N
         keras.utils.set_random_seed(0)
         generator = build_generator(config)
         generator.get_layer("down2_norm").moving_mean.assign(tf.fill([8], 0.25))  # not the initial statistics
-        copy = inference_generator(generator)
+        copy = inference_generator(generator, config.image_size)
         kernels = {v.dtype for layer in copy.layers for v in layer.weights if "conv" in layer.name}
         norms = {v.dtype for layer in copy.layers for v in layer.weights if "norm" in layer.name}
         assert kernels == {"bfloat16"} and norms == {"float32"}
@@ -282,3 +284,50 @@ def test_inference_copy_computes_the_generator_faster_forms(tmp_path: Path) -> N
         return sum(f.stat().st_size for f in (path / "variables").iterdir())
 
     assert weight_bytes(bf16_export) < 0.6 * weight_bytes(fp32_export)
+
+
+def test_phase_form_only_where_the_decoder_input_is_small() -> None:
+    """At 128 px the decoder layer fed 32 x 32 pictures keeps its transposed form; those fed up to 16 x 16 (the
+    threshold) take the phase form; without a working size nothing is rewritten to it."""
+    from pix2pix_tf.export import PHASE_MAX_SIDE, inference_generator
+    from pix2pix_tf.models import PhaseDeconvolution
+
+    generator = build_generator(Config(image_size=128, ngf=8))
+    kinds = {k: type(inference_generator(generator, 128).get_layer(f"up{k}_deconv")) for k in range(1, 7)}
+    assert 128 >> 2 > PHASE_MAX_SIDE >= 128 >> 3  # up1 is fed 32 px, up2 16 px
+    assert kinds[1] is keras.layers.Conv2DTranspose
+    assert all(kinds[k] is PhaseDeconvolution for k in range(2, 7))
+    assert type(inference_generator(generator).get_layer("up2_deconv")) is keras.layers.Conv2DTranspose
+
+
+FROZEN_WEIGHTS_CHILD = """
+import sys
+import numpy as np
+import tensorflow as tf
+photos = np.load(sys.argv[2])
+serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+outputs = [serve(images=tf.constant(photos))["output_0"].numpy() for _ in range(3)]
+np.save(sys.argv[3], np.stack(outputs))
+"""
+
+
+def test_export_computes_the_same_with_frozen_weights_assumed(tmp_path: Path) -> None:
+    """A process that loads the export with TF_ONEDNN_ASSUME_FROZEN_WEIGHTS=1 (as evaluate and colorize run)
+    gets the same pictures as one without, on every call, not just the first (oneDNN keeps converted weights)."""
+    from pix2pix_tf.cli import FROZEN_WEIGHTS_VARIABLE
+
+    config = Config(image_size=32, ngf=4, color_space="lab", chroma_scale=1.0)
+    keras.utils.set_random_seed(0)
+    export_generator(build_generator(config), config, tmp_path / "model", step=1)
+    photos = tmp_path / "photos.npy"
+    np.save(photos, np.random.default_rng(0).integers(0, 256, [2, 32, 40, 3], np.uint8))
+    results = {}
+    for frozen in ("0", "1"):
+        out = tmp_path / f"out{frozen}.npy"
+        done = subprocess.run([sys.executable, "-c", FROZEN_WEIGHTS_CHILD, str(tmp_path / "model"), str(photos),
+                               str(out)], capture_output=True, text=True, timeout=300, check=False,
+                              env={**os.environ, FROZEN_WEIGHTS_VARIABLE: frozen, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        assert done.returncode == 0, done.stderr[-2000:]
+        results[frozen] = np.load(out).astype(int)
+    assert np.abs(results["1"] - results["0"]).max() <= 1
+    assert np.ptp(results["1"], axis=0).max() == 0  # every call alike

@@ -8,10 +8,12 @@ import tensorflow as tf
 from pix2pix_tf.config import Config
 from pix2pix_tf.models import (
     FusedBatchNormalization,
+    PhaseDeconvolution,
     SubPixelDeconvolution,
     build_discriminator,
     build_generator,
     generator_depth,
+    phase_kernels,
     subpixel_kernel,
 )
 
@@ -114,3 +116,18 @@ def test_subpixel_form_computes_the_transposed_convolution(height: int, width: i
     subpixel.set_weights([subpixel_kernel(deconv.kernel.numpy()), np.tile(deconv.bias.numpy(), 4)])
     assert subpixel(inputs).shape == (2, 2 * height, 2 * width, 3)
     np.testing.assert_allclose(subpixel(inputs).numpy(), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("height, width", [(6, 6), (5, 7), (1, 1)])
+def test_phase_form_computes_the_transposed_convolution(height: int, width: int) -> None:
+    """Four 2x2 convolutions of the padded input, one per output phase, with `phase_kernels`'s weights, equal
+    Keras's stride-2 4x4 'same' Conv2DTranspose (no bias, as in the decoder), borders included."""
+    keras.utils.set_random_seed(0)
+    deconv = keras.layers.Conv2DTranspose(6, 4, strides=2, padding="same", use_bias=False)
+    inputs = tf.random.normal([2, height, width, 5], seed=1)
+    expected = deconv(inputs).numpy()
+    phased = PhaseDeconvolution(6)
+    phased.build(inputs.shape)
+    phased.set_weights(phase_kernels(deconv.kernel.numpy()))
+    assert phased(inputs).shape == (2, 2 * height, 2 * width, 6)
+    np.testing.assert_allclose(phased(inputs).numpy(), expected, atol=1e-5)
