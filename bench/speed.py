@@ -15,13 +15,17 @@ row per pass, timings pooled), so load from other programs that drifts over minu
   (``jit_compile``), and the exported SavedModel's ``serving_default`` signature (uint8 in, uint8 out) at
   batch 1 and 8, loaded with `tf.saved_model.load` in a process that did not write it (``--_export`` does, in
   a process of its own), as another TensorFlow program would.
+* ``frozen weights``: the reference generator and the export again, in processes run with
+  ``TF_ONEDNN_ASSUME_FROZEN_WEIGHTS=1`` (oneDNN converts each convolution's weights to its layout once, not on
+  every call), as the project's inference-only tools (evaluate, colorize) run; each compared with the other.
 
 FLOPs are analytic, from the layer shapes: a convolution costs 2 * H_out * W_out * C_in * C_out * k * k, a
 stride-2 transposed convolution 2 * H_in * W_in * C_in * C_out * k * k (norms, activations and the optimiser
 are left out). A training step is counted as 3 x forward (backward ~ 2 x forward) of one generator pass and
 two discriminator passes: 3 * (G + 2 * D) per image. Inference is G per image (the export's resizing and
 colour conversion are left out). ``--quick`` is a smoke test (64 px, ngf = ndf = 8, one call per repeat, one row
-per kind at batch 1 and the default precision, two shared subprocesses); its numbers mean nothing.
+per kind and weight setting at batch 1 and the default precision, three shared subprocesses); its numbers
+mean nothing.
 """
 
 from __future__ import annotations
@@ -65,7 +69,12 @@ INFER_ROWS: list[dict[str, Any]] = [
     {"name": "project export (auto)", "kind": "infer", "precision": "auto", "batch": 8},
     {"name": "project export fp32", "kind": "infer", "precision": "fp32", "batch": 1},
     {"name": "project export fp32", "kind": "infer", "precision": "fp32", "batch": 8},
+    {"name": "reference G fp32, frozen weights", "kind": "ref_infer", "batch": 1, "frozen": True},
+    {"name": "reference G fp32, frozen weights", "kind": "ref_infer", "batch": 8, "frozen": True},
+    {"name": "project export (auto), frozen weights", "kind": "infer", "precision": "auto", "batch": 1, "frozen": True},
+    {"name": "project export (auto), frozen weights", "kind": "infer", "precision": "auto", "batch": 8, "frozen": True},
 ]
+FROZEN_WEIGHTS_VARIABLE = "TF_ONEDNN_ASSUME_FROZEN_WEIGHTS"
 CEILING_ROWS: list[dict[str, Any]] = [
     {"name": "matmul fp32", "kind": "matmul", "dtype": "float32", "batch": 0},
     {"name": "matmul bf16", "kind": "matmul", "dtype": "bfloat16", "batch": 0},
@@ -215,7 +224,8 @@ def measure(spec: dict[str, Any], opts: dict[str, Any]) -> dict[str, Any]:
     ngf = ndf = opts["filters"]
     keras.utils.set_random_seed(0)
     runs = {"warmup": opts["warmup"], "repeats": opts["repeats"], "steps": opts["steps"]}
-    info: dict[str, Any] = {"precision": spec.get("precision", "fp32")}
+    info: dict[str, Any] = {"precision": spec.get("precision", "fp32"),
+                            "frozen_weights": os.environ.get(FROZEN_WEIGHTS_VARIABLE) == "1"}
     g_flops = generator_flops(size, 3, 3, ngf)
     if spec.get("data") == "photos":
         source, target = photo_pairs(size, batch)
@@ -285,9 +295,9 @@ def child(specs: list[dict[str, Any]], opts: dict[str, Any]) -> None:
 # --- the parent: spawn, collect, summarise ---------------------------------------------------------------------
 def run_children(groups: list[list[dict[str, Any]]], opts: dict[str, Any], parallel: int) -> list[dict[str, Any]]:
     """Run each group of specs in a fresh Python process; returns the rows in ROWS order."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-
     def run(group: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        env = {key: value for key, value in os.environ.items() if key != FROZEN_WEIGHTS_VARIABLE}
+        env.update({"TF_CPP_MIN_LOG_LEVEL": "3"}, **({FROZEN_WEIGHTS_VARIABLE: "1"} if group[0].get("frozen") else {}))
         names = ", ".join(f"{s['name']} b{s['batch']}" for s in group)
         print(f"  measuring {names} ...", file=sys.stderr, flush=True)
         done = subprocess.run([sys.executable, __file__, "--_one", json.dumps({"specs": group, "opts": opts})],
@@ -323,7 +333,7 @@ def summarise(rows: list[dict[str, Any]]) -> None:
         reference = {"train": "ref_train", "infer": "ref_infer"}.get(r["kind"])
         if reference:
             base = next(x for x in rows if x["kind"] == reference and x["batch"] == r["batch"]
-                        and x.get("data") == r.get("data"))
+                        and x.get("data") == r.get("data") and x.get("frozen") == r.get("frozen"))
             r["vs_reference"] = r["img_per_s"] / base["img_per_s"]
             r["rss_vs_reference"] = r["peak_rss_mib"] / base["peak_rss_mib"]
 
@@ -388,8 +398,9 @@ def main() -> None:
         # One row per kind (batch 1, default precision), in two shared processes run side by side: the smoke
         # test stays short; isolation is what the full run is for.
         rows = [r for r in rows if r["batch"] <= 1 and r.get("precision", "auto") == "auto"]
-        groups = [[r for r in rows if r["kind"] in kinds] for kinds in
-                  (("matmul", "ref_train", "ref_infer"), ("train", "infer"))]
+        groups = [[r for r in rows if r["kind"] in kinds and r.get("frozen") == frozen] for kinds, frozen in
+                  ((("matmul", "ref_train", "ref_infer"), None), (("train", "infer"), None),
+                   (("ref_infer", "infer"), True))]
         measured = run_children([g for g in groups if g], opts, parallel=2)
     else:
         opts = {"size": args.size, "filters": 64, "warmup": args.warmup, "repeats": args.repeats,

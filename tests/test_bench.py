@@ -18,10 +18,14 @@ def test_quick_speed_bench_writes_positive_numbers_for_every_row(tmp_path: Path)
                           text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())
-    rows = {(r["kind"], r.get("dtype") or r["precision"], r["batch"]): r for r in result["rows"]}
-    kinds = sorted({kind for kind, _, _ in rows})
+    rows = {(r["kind"], r.get("dtype") or r["precision"], r["batch"], r.get("frozen", False)): r
+            for r in result["rows"]}
+    kinds = sorted({key[0] for key in rows})
     assert kinds == ["infer", "matmul", "ref_infer", "ref_train", "train"], kinds
-    assert {dtype for kind, dtype, _ in rows if kind == "matmul"} == {"float32", "bfloat16"}
+    assert {key[1] for key in rows if key[0] == "matmul"} == {"float32", "bfloat16"}
+    # The frozen-weights rows ran in processes with the oneDNN setting, the others without it.
+    assert {key[3] for key in rows if key[0] in ("infer", "ref_infer")} == {False, True}
+    assert all(row["frozen_weights"] == key[3] for key, row in rows.items() if key[0] != "matmul")
     for key, row in rows.items():
         fields = ["gflops", "peak_rss_mib"] + ([] if row["kind"] == "matmul" else ["img_per_s", "of_bf16_ceiling"])
         fields += ["vs_reference", "rss_vs_reference"] if row["kind"] in ("train", "infer") else []
