@@ -158,8 +158,8 @@ def colorize_graph(images: tf.Tensor, generator: keras.Model, config: Config, pa
 SUBPIXEL_MAX_FILTERS = 4  # transposed convolutions with at most this many outputs (the output layer) go sub-pixel
 # Bias-free transposed convolutions whose input is at most this many pixels high and wide at the working size
 # (the decoder's inner layers) go to the phase form. Measured per layer with oneDNN keeping the converted weights
-# (256 px, ngf 64, bf16): at batch 1 1.3-5x as fast up to 16 px, equal at 32 and 64 px; at batch 8 1.1-2.3x as
-# fast up to 8 px, equal at 16 px, 5-25% slower at 32 and 64 px.
+# (256 px, ngf 64, bf16; bench/README.md): at batch 1 1.3-4.8x as fast up to 16 px, equal at 32 px, 7-15% slower
+# at 64 px; at batch 8 1.2-2.8x as fast up to 8 px, equal at 16 px, 9-13% slower at 32 px, 25% at 64 px.
 PHASE_MAX_SIDE = 16
 
 
