@@ -275,12 +275,12 @@ def main(argv: list[str] | None = None) -> int:
     return run_cli("evaluate.py", body)
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
-
-
 def inference_process_main(argv: list[str] | None = None) -> int:
     """`pix2pix-evaluate` as a process of its own: `main` with oneDNN keeping each layer's converted weights
     (`cli.assume_frozen_weights`; this process never trains)."""
     assume_frozen_weights()
     return main(argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(inference_process_main())

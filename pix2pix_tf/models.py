@@ -125,10 +125,11 @@ class PhaseDeconvolution(layers.Layer):
     """Inference form of a stride-2, 4x4, 'same' Conv2DTranspose without bias: four 2x2 'valid' convolutions,
     one per output phase, of the input padded by 1 (`phase_kernels`), interleaved by depth_to_space(2).
 
-    Same outputs and multiply-adds as the transposed form, up to summation order. It is a forward convolution,
-    so when its kernels are graph constants (the export) oneDNN converts them to its blocked layout once per
-    loaded model; it does that on every call of a transposed convolution, which on a CPU costs more than the
-    arithmetic itself for the generator's inner layers (small pictures, up to 8 M weights each).
+    Same outputs and multiply-adds as the transposed form, up to summation order. It is made of forward
+    convolutions, so in a process told that weights never change (TF_ONEDNN_ASSUME_FROZEN_WEIGHTS=1, as the
+    inference tools run) oneDNN converts its kernels to its blocked layout once; a transposed convolution's it
+    converts on every call, which on a CPU costs more than the arithmetic itself for the generator's inner
+    layers (small pictures, up to 8 M weights each).
     """
 
     def __init__(self, filters: int, **kwargs: Any) -> None:

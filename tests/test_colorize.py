@@ -101,8 +101,8 @@ def test_module_entry_point_bad_model(tmp_path: Path, inputs: Path) -> None:
 def test_inference_entry_points_assume_frozen_weights_but_keep_a_users_setting(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The processes of `pix2pix-colorize`, `pix2pix-evaluate`, `python evaluate.py` and `python -m
-    pix2pix_tf.colorize` tell oneDNN the weights never change (they only run inference); `main` itself, which
-    may share a process with training, does not; a value the user set is kept."""
+    pix2pix_tf.colorize` / `pix2pix_tf.evaluate` tell oneDNN the weights never change (they only run
+    inference); `main` itself, which may share a process with training, does not; a user's value is kept."""
     import configparser
 
     from pix2pix_tf import cli, colorize, evaluate
@@ -123,4 +123,6 @@ def test_inference_entry_points_assume_frozen_weights_but_keep_a_users_setting(
     assert "pix2pix_tf.colorize:inference_process_main" in entry_points
     assert "pix2pix_tf.evaluate:inference_process_main" in entry_points
     assert "inference_process_main()" in (REPO / "evaluate.py").read_text()
-    assert "inference_process_main()" in (REPO / "pix2pix_tf" / "colorize.py").read_text()
+    for module_file in ("colorize.py", "evaluate.py"):
+        assert 'if __name__ == "__main__":\n    raise SystemExit(inference_process_main())' in (
+            REPO / "pix2pix_tf" / module_file).read_text()
