@@ -37,6 +37,12 @@ def test_dataset_presets_apply_only_where_no_flag_is_given() -> None:
     assert parse(["--dataset", "sample"]).image_size == defaults_for("sample").image_size == 128
     assert parse(["--dataset", "sample", "--image-size", "64"]).image_size == 64
     assert parse(["--dataset", "opencountry"]).image_size == 256
+    # Colorizing one's own photos: Lab, the averaged generator and the study's fuzzy labels (docs/quality.md);
+    # the study's own sets keep the paper's exact labels.
+    folder = parse(["--dataset", "folder"])
+    assert (folder.color_space, folder.g_ema, folder.label_fuzz) == ("lab", 0.999, 0.1)
+    assert parse(["--dataset", "folder", "--label-fuzz", "0"]).label_fuzz == 0.0
+    assert parse(["--dataset", "opencountry"]).label_fuzz == 0.0
 
 
 @pytest.mark.parametrize("change,message", [
