@@ -44,6 +44,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from pix2pix_tf.cli import FROZEN_WEIGHTS_VARIABLE  # no TensorFlow import: the parent stays light
+
 KERNEL = 4
 TRAIN_ROWS: list[dict[str, Any]] = [
     {"name": "reference fp32", "kind": "ref_train", "batch": 1},
@@ -74,7 +76,6 @@ INFER_ROWS: list[dict[str, Any]] = [
     {"name": "project export (auto), frozen weights", "kind": "infer", "precision": "auto", "batch": 1, "frozen": True},
     {"name": "project export (auto), frozen weights", "kind": "infer", "precision": "auto", "batch": 8, "frozen": True},
 ]
-FROZEN_WEIGHTS_VARIABLE = "TF_ONEDNN_ASSUME_FROZEN_WEIGHTS"
 CEILING_ROWS: list[dict[str, Any]] = [
     {"name": "matmul fp32", "kind": "matmul", "dtype": "float32", "batch": 0},
     {"name": "matmul bf16", "kind": "matmul", "dtype": "bfloat16", "batch": 0},
@@ -395,8 +396,8 @@ def main() -> None:
             or any(s.strip() in f"{r['name']} b{r['batch']}" for s in args.only.split(","))]
     if args.quick:
         opts = {"size": 64, "filters": 8, "warmup": 1, "repeats": 2, "steps": 1, "matmul_n": 256}
-        # One row per kind (batch 1, default precision), in two shared processes run side by side: the smoke
-        # test stays short; isolation is what the full run is for.
+        # One row per kind and weight setting (batch 1, default precision), in three shared processes, two at a
+        # time: the smoke test stays short; isolation is what the full run is for.
         rows = [r for r in rows if r["batch"] <= 1 and r.get("precision", "auto") == "auto"]
         groups = [[r for r in rows if r["kind"] in kinds and r.get("frozen") == frozen] for kinds, frozen in
                   ((("matmul", "ref_train", "ref_infer"), None), (("train", "infer"), None),
