@@ -13,8 +13,15 @@ import tensorflow as tf
 _RGB_TO_XYZ = [[0.412453, 0.357580, 0.180423],
                [0.212671, 0.715160, 0.072169],
                [0.019334, 0.119193, 0.950227]]
-_XYZ_TO_RGB = np.linalg.inv(np.array(_RGB_TO_XYZ)).tolist()
-_WHITE_D65 = [0.95047, 1.0, 1.08883]
+_WHITE_D65 = np.array([0.95047, 1.0, 1.08883])
+# The same matrices with the white point folded in: linear sRGB -> (X/Xn, Y/Yn, Z/Zn), and back.
+_RGB_TO_XYZ_WHITE = (np.array(_RGB_TO_XYZ) / _WHITE_D65[:, None]).tolist()
+_XYZ_WHITE_TO_RGB = (np.linalg.inv(np.array(_RGB_TO_XYZ)) * _WHITE_D65[None, :]).tolist()
+# (fx, fy, fz) -> (L*, a*, b*) = (116 fy - 16, 500 (fx - fy), 200 (fy - fz)), and back, as one product plus offset.
+_F_TO_LAB = [[0.0, 116.0, 0.0], [500.0, -500.0, 0.0], [0.0, 200.0, -200.0]]
+_LAB_OFFSET = [-16.0, 0.0, 0.0]
+_LAB_TO_F = [[1.0 / 116.0, 1.0 / 500.0, 0.0], [1.0 / 116.0, 0.0, 0.0], [1.0 / 116.0, 0.0, -1.0 / 200.0]]
+_F_OFFSET = [16.0 / 116.0] * 3
 _EPSILON = 216.0 / 24389.0  # (6/29)**3
 _KAPPA = 24389.0 / 27.0
 
@@ -33,7 +40,14 @@ def _power(base: tf.Tensor, exponent: float) -> tf.Tensor:
 
 
 def srgb_to_linear(rgb: tf.Tensor) -> tf.Tensor:
-    return tf.where(rgb > 0.04045, _power((tf.maximum(rgb, 0.04045) + 0.055) / 1.055, 2.4), rgb / 12.92)
+    return tf.where(rgb > 0.04045, _power((tf.maximum(rgb, 0.04045) + 0.055) * (1.0 / 1.055), 2.4),
+                    rgb * (1.0 / 12.92))
+
+
+def uint8_to_linear(images: tf.Tensor) -> tf.Tensor:
+    """uint8 sRGB values -> linear floats, `srgb_to_linear(images / 255)` looked up in a 256-entry table."""
+    table = srgb_to_linear(tf.range(256, dtype=tf.float32) / 255.0)
+    return tf.gather(table, tf.cast(images, tf.int32))
 
 
 def linear_to_srgb(linear: tf.Tensor) -> tf.Tensor:
@@ -44,14 +58,21 @@ def linear_to_srgb(linear: tf.Tensor) -> tf.Tensor:
 
 def _lab_f(t: tf.Tensor) -> tf.Tensor:
     """The CIE L*a*b* companding function of a white-normalised X, Y or Z."""
-    return tf.where(t > _EPSILON, _power(tf.maximum(t, _EPSILON), 1.0 / 3.0), (_KAPPA * t + 16.0) / 116.0)
+    return tf.where(t > _EPSILON, _power(tf.maximum(t, _EPSILON), 1.0 / 3.0), t * (_KAPPA / 116.0) + 16.0 / 116.0)
 
 
 def rgb_to_lab(rgb: tf.Tensor) -> tf.Tensor:
     """sRGB floats in [0, 1], shape [..., 3] -> L*a*b* with L in [0, 100]."""
     rgb = tf.convert_to_tensor(rgb, tf.float32)
-    fx, fy, fz = tf.unstack(_lab_f(_matmul_last(srgb_to_linear(rgb), _RGB_TO_XYZ) / tf.constant(_WHITE_D65)), axis=-1)
-    return tf.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], axis=-1)
+    f = _lab_f(_matmul_last(srgb_to_linear(rgb), _RGB_TO_XYZ_WHITE))
+    return _matmul_last(f, _F_TO_LAB) + tf.constant(_LAB_OFFSET)
+
+
+def linear_to_lightness(linear: tf.Tensor) -> tf.Tensor:
+    """Linear sRGB [..., C] with C = 3, or C = 1 for a grey picture -> CIE L* [..., 1] (Y alone is needed)."""
+    if linear.shape[-1] == 3:
+        linear = _matmul_last(linear, _RGB_TO_XYZ[1:2])
+    return 116.0 * _lab_f(linear) - 16.0
 
 
 def rgb_to_lightness(rgb: tf.Tensor) -> tf.Tensor:
@@ -59,22 +80,15 @@ def rgb_to_lightness(rgb: tf.Tensor) -> tf.Tensor:
 
     The L* channel of `rgb_to_lab` without computing a* and b* (for grey pixels Y equals the linear value).
     """
-    linear = srgb_to_linear(tf.convert_to_tensor(rgb, tf.float32))
-    if linear.shape[-1] == 3:
-        linear = _matmul_last(linear, _RGB_TO_XYZ[1:2])
-    return 116.0 * _lab_f(linear) - 16.0
+    return linear_to_lightness(srgb_to_linear(tf.convert_to_tensor(rgb, tf.float32)))
 
 
 def lab_to_rgb(lab: tf.Tensor) -> tf.Tensor:
     """L*a*b* [..., 3] -> sRGB floats clipped to [0, 1]."""
-    lab = tf.convert_to_tensor(lab, tf.float32)
-    lightness, a, b = tf.unstack(lab, axis=-1)
-    fy = (lightness + 16.0) / 116.0
-    fx = fy + a / 500.0
-    fz = tf.maximum(fy - b / 200.0, 0.0)  # skimage clips negative z the same way
-    f = tf.stack([fx, fy, fz], axis=-1)
-    xyz = tf.where(f > 6.0 / 29.0, f * f * f, (116.0 * f - 16.0) / _KAPPA) * tf.constant(_WHITE_D65)
-    linear = _matmul_last(xyz, _XYZ_TO_RGB)
+    f = _matmul_last(tf.convert_to_tensor(lab, tf.float32), _LAB_TO_F) + tf.constant(_F_OFFSET)
+    f = tf.maximum(f, [-np.inf, -np.inf, 0.0])  # skimage clips negative z the same way
+    xyz = tf.where(f > 6.0 / 29.0, f * f * f, f * (116.0 / _KAPPA) - 16.0 / _KAPPA)
+    linear = _matmul_last(xyz, _XYZ_WHITE_TO_RGB)
     return tf.clip_by_value(linear_to_srgb(tf.maximum(linear, 0.0)), 0.0, 1.0)
 
 

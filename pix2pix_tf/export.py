@@ -124,20 +124,19 @@ def colorize_graph(images: tf.Tensor, generator: keras.Model, config: Config, pa
     images = _check_images(images)
     height, width = tf.shape(images)[1], tf.shape(images)[2]
     # Grey inputs become 3 equal channels so one path serves both (the checks allow only C in {1, 3}).
-    rgb = tf.tile(tf.cast(images, tf.float32) / 255.0, [1, 1, 1, 3 // tf.shape(images)[3]])
-    rgb = tf.ensure_shape(rgb, [None, None, None, 3])
+    images = tf.ensure_shape(tf.tile(images, [1, 1, 1, 3 // tf.shape(images)[3]]), [None, None, None, 3])
     working_size = [config.image_size] * 2
     if paired:
-        small_input = _resized(color.from_unit(rgb), working_size, antialias=True)
+        small_input = _resized(color.from_unit(tf.cast(images, tf.float32) / 255.0), working_size, antialias=True)
         small_output = color.to_unit(generator(small_input, training=False))
         out = _resized(small_output, [height, width])
         return tf.cast(tf.round(tf.clip_by_value(out, 0.0, 1.0) * 255.0), tf.uint8)
     if config.color_space == "rgb":
-        grey = color.rgb_to_gray(rgb)
+        grey = color.rgb_to_gray(tf.cast(images, tf.float32) / 255.0)
         lightness = color.rgb_to_lightness(grey)
         network_input = tf.repeat(color.from_unit(grey), 3, axis=-1)
     else:
-        lightness = color.rgb_to_lightness(rgb)
+        lightness = color.linear_to_lightness(color.uint8_to_linear(images))
         network_input = lightness / color.L_SCALE - 1.0
     small_input = _resized(network_input, working_size, antialias=True)
     small_output = tf.cast(generator(small_input, training=False), tf.float32)
@@ -146,13 +145,16 @@ def colorize_graph(images: tf.Tensor, generator: keras.Model, config: Config, pa
         small_lightness, small_ab = small_lab[..., :1], small_lab[..., 1:]
     else:
         small_lightness, small_ab = (small_input + 1.0) * color.L_SCALE, small_output * color.AB_SCALE
-    small_ab = smooth_chroma(small_ab, config.chroma_smoothing) * applied_chroma_scale(config)
+    small_ab = smooth_chroma(small_ab, config.chroma_smoothing)
+    if applied_chroma_scale(config) != 1.0:
+        small_ab = small_ab * applied_chroma_scale(config)
+    # lab_to_rgb's output is in [0, 1] already, and a bilinear resize keeps it there.
     if config.full_resolution:
         out = color.lab_to_rgb(tf.concat([lightness, _resized(small_ab, [height, width])], axis=-1))
     else:
         small_rgb = color.lab_to_rgb(tf.concat([small_lightness, small_ab], axis=-1))
         out = _resized(small_rgb, [height, width])
-    return tf.cast(tf.round(tf.clip_by_value(out, 0.0, 1.0) * 255.0), tf.uint8)
+    return tf.cast(tf.round(out * 255.0), tf.uint8)
 
 
 SUBPIXEL_MAX_FILTERS = 4  # transposed convolutions with at most this many outputs (the output layer) go sub-pixel

@@ -28,6 +28,15 @@ def test_lightness_alone_equals_the_l_channel_of_lab(photo: np.ndarray) -> None:
                                color.rgb_to_lab(tf.repeat(grey, 3, axis=-1)).numpy()[..., :1], atol=1e-4)
 
 
+def test_uint8_table_equals_the_formula() -> None:
+    values = np.arange(256, dtype=np.uint8).reshape(16, 16, 1)
+    np.testing.assert_allclose(color.uint8_to_linear(values).numpy(),
+                               color.srgb_to_linear(tf.constant(values / 255.0, tf.float32)).numpy(), rtol=1e-6)
+    photo = skimage.data.astronaut()[::8, ::8]
+    np.testing.assert_allclose(color.linear_to_lightness(color.uint8_to_linear(photo)).numpy(),
+                               skimage.color.rgb2lab(photo)[..., :1], atol=1e-3)
+
+
 def test_lab_to_rgb_matches_skimage_in_and_out_of_gamut() -> None:
     lab = np.random.default_rng(1).uniform([0, -110, -110], [100, 110, 110], (4096, 3))
     with np.errstate(all="ignore"), pytest.warns(UserWarning):  # skimage warns about clipped negative Z
