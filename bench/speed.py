@@ -14,7 +14,9 @@ row per pass, timings pooled), so load from other programs that drifts over minu
 * ``project``: `Trainer.train_step` with the default Config (precision auto), with each precision and with XLA
   (``jit_compile``), and the exported SavedModel's ``serving_default`` signature (uint8 in, uint8 out) at
   batch 1 and 8, loaded with `tf.saved_model.load` in a process that did not write it (``--_export`` does, in
-  a process of its own), as another TensorFlow program would.
+  a process of its own), as another TensorFlow program would; and that export for a Lab model on one
+  2048 x 1536 photo (the generator at the working size, the colour conversions at full resolution), which
+  has no reference row.
 * ``frozen weights``: the reference generator and the export again, in processes run with
   ``TF_ONEDNN_ASSUME_FROZEN_WEIGHTS=1`` (oneDNN converts each convolution's weights to its layout once, not on
   every call), as the project's inference-only tools (evaluate, colorize) run; each compared with the other.
@@ -75,6 +77,10 @@ INFER_ROWS: list[dict[str, Any]] = [
     {"name": "reference G fp32, frozen weights", "kind": "ref_infer", "batch": 8, "frozen": True},
     {"name": "project export (auto), frozen weights", "kind": "infer", "precision": "auto", "batch": 1, "frozen": True},
     {"name": "project export (auto), frozen weights", "kind": "infer", "precision": "auto", "batch": 8, "frozen": True},
+    # What a user colorizing a photo waits for: a Lab model (the `folder` preset's colour space) on a 3-megapixel
+    # photo, the generator at the working size and the colour conversions at full resolution; no reference.
+    {"name": "project export (auto), Lab model, 2048 x 1536 photo, frozen weights", "kind": "infer",
+     "precision": "auto", "batch": 1, "frozen": True, "color_space": "lab", "photo": [1536, 2048]},
 ]
 CEILING_ROWS: list[dict[str, Any]] = [
     {"name": "matmul fp32", "kind": "matmul", "dtype": "float32", "batch": 0},
@@ -227,7 +233,7 @@ def measure(spec: dict[str, Any], opts: dict[str, Any]) -> dict[str, Any]:
     runs = {"warmup": opts["warmup"], "repeats": opts["repeats"], "steps": opts["steps"]}
     info: dict[str, Any] = {"precision": spec.get("precision", "fp32"),
                             "frozen_weights": os.environ.get(FROZEN_WEIGHTS_VARIABLE) == "1"}
-    g_flops = generator_flops(size, 3, 3, ngf)
+    g_flops = generator_flops(size, 1, 2, ngf) if spec.get("color_space") == "lab" else generator_flops(size, 3, 3, ngf)
     if spec.get("data") == "photos":
         source, target = photo_pairs(size, batch)
     else:
@@ -261,11 +267,13 @@ def measure(spec: dict[str, Any], opts: dict[str, Any]) -> dict[str, Any]:
     else:  # infer: the exported SavedModel, uint8 photos in and out, loaded as any TensorFlow program would
         path = Path(tempfile.mkdtemp()) / "model"
         exported = subprocess.run([sys.executable, __file__, "--_export", json.dumps(
-            {"size": size, "ngf": ngf, "precision": spec["precision"], "path": str(path)})],
+            {"size": size, "ngf": ngf, "precision": spec["precision"], "path": str(path),
+             "color_space": spec.get("color_space", "rgb")})],
             capture_output=True, text=True, check=True)
         info["precision"] = exported.stdout.split()[-1]
         signature = tf.saved_model.load(str(path)).signatures["serving_default"]
-        photos = tf.constant(np.random.default_rng(0).integers(0, 256, [batch, size, size, 3], np.uint8))
+        height, width = spec.get("photo", [size, size])
+        photos = tf.constant(np.random.default_rng(0).integers(0, 256, [batch, height, width, 3], np.uint8))
         seconds = timed(lambda: signature(images=photos)["output_0"].numpy(), **runs)
     if kind in ("ref_train", "train"):
         info["flops_per_call"] = batch * 3 * (g_flops + 2 * discriminator_flops(size, 6, ndf))
@@ -281,7 +289,8 @@ def export_child(options: dict[str, Any]) -> None:
     from pix2pix_tf.config import Config
     from pix2pix_tf.models import build_generator
 
-    config = Config(image_size=options["size"], ngf=options["ngf"], precision=options["precision"])
+    config = Config(image_size=options["size"], ngf=options["ngf"], precision=options["precision"],
+                    color_space=options["color_space"])
     precision = runtime.apply_precision(config)
     export.export_generator(build_generator(config), config, options["path"], 0)
     print(precision)
@@ -332,7 +341,7 @@ def summarise(rows: list[dict[str, Any]]) -> None:
         r["of_bf16_ceiling"] = r["gflops"] / ceiling["bfloat16"]
     for r in rows:
         reference = {"train": "ref_train", "infer": "ref_infer"}.get(r["kind"])
-        if reference:
+        if reference and "photo" not in r:  # the reference has no full-resolution path to compare with
             base = next(x for x in rows if x["kind"] == reference and x["batch"] == r["batch"]
                         and x.get("data") == r.get("data") and x.get("frozen") == r.get("frozen"))
             r["vs_reference"] = r["img_per_s"] / base["img_per_s"]

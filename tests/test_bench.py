@@ -18,7 +18,7 @@ def test_quick_speed_bench_writes_positive_numbers_for_every_row(tmp_path: Path)
                           text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())
-    rows = {(r["kind"], r.get("dtype") or r["precision"], r["batch"], r.get("frozen", False)): r
+    rows = {(r["kind"], r.get("dtype") or r["precision"], r["batch"], r.get("frozen", False), "photo" in r): r
             for r in result["rows"]}
     kinds = sorted({key[0] for key in rows})
     assert kinds == ["infer", "matmul", "ref_infer", "ref_train", "train"], kinds
@@ -28,11 +28,15 @@ def test_quick_speed_bench_writes_positive_numbers_for_every_row(tmp_path: Path)
     assert all(row["frozen_weights"] == key[3] for key, row in rows.items() if key[0] != "matmul")
     for key, row in rows.items():
         fields = ["gflops", "peak_rss_mib"] + ([] if row["kind"] == "matmul" else ["img_per_s", "of_bf16_ceiling"])
-        fields += ["vs_reference", "rss_vs_reference"] if row["kind"] in ("train", "infer") else []
+        fields += ["vs_reference", "rss_vs_reference"] if row["kind"] in ("train", "infer") and not key[4] else []
         for name in fields:
             assert row[name] > 0, (key, name, row[name])
         assert len(row["seconds"]) == result["options"]["repeats"] and min(row["seconds"]) > 0, key
     assert "| reference fp32 | 1 |" in done.stdout
+    # The full-resolution row colorized its whole photo with a Lab model and has no reference to compare with.
+    photo_rows = [row for key, row in rows.items() if key[4]]
+    assert [(row["photo"], row["color_space"], "vs_reference" in row) for row in photo_rows] == [([1536, 2048], "lab",
+                                                                                                 False)]
 
 
 def test_auto_precision_is_float16_on_gpu_bfloat16_on_bf16_cpus_else_fp32(tmp_path: Path,
