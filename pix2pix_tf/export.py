@@ -146,8 +146,8 @@ def colorize_graph(images: tf.Tensor, generator: keras.Model, config: Config, pa
     else:
         small_lightness, small_ab = (small_input + 1.0) * color.L_SCALE, small_output * color.AB_SCALE
     small_ab = smooth_chroma(small_ab, config.chroma_smoothing)
-    if applied_chroma_scale(config) != 1.0:
-        small_ab = small_ab * applied_chroma_scale(config)
+    if (scale := applied_chroma_scale(config)) != 1.0:
+        small_ab = small_ab * scale
     # lab_to_rgb's output is in [0, 1] already, and a bilinear resize keeps it there.
     if config.full_resolution:
         out = color.lab_to_rgb(tf.concat([lightness, _resized(small_ab, [height, width])], axis=-1))
