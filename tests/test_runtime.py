@@ -33,6 +33,9 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 80)
 """
 
 
+ROUND_PAGES = (6 + 3 + 5 + 1) * (1 << 20) * 4 // 4096
+
+
 def faults_per_round(mode: str) -> float:
     result = subprocess.run([sys.executable, "-c", ALLOCATION_PATTERN, mode], capture_output=True, text=True,
                             check=True)
@@ -42,6 +45,7 @@ def faults_per_round(mode: str) -> float:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning")
 def test_kept_freed_memory_is_reused_instead_of_faulted_in_again() -> None:
     default, kept = faults_per_round("default"), faults_per_round("keep")
-    # glibc's defaults hand the arenas' memory back and fault ~15 MB in again every round (~1000 pages)
-    assert default > 500
-    assert kept < 0.2 * default
+    # A round touches 60 MiB (15360 pages). How much of it glibc's defaults hand back and fault in again depends on
+    # how the threads interleave (330-2000 pages per round measured); kept memory is reused almost entirely.
+    assert kept < 0.02 * ROUND_PAGES
+    assert kept < 0.5 * default
