@@ -38,7 +38,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -117,8 +116,7 @@ def _resized(images: tf.Tensor, size: list, antialias: bool = False) -> tf.Tenso
                    lambda: tf.image.resize(images, size, antialias=antialias))
 
 
-def colorize_graph(images: tf.Tensor, generator: Callable[..., tf.Tensor], config: Config,
-                   paired: bool = False) -> tf.Tensor:
+def colorize_graph(images: tf.Tensor, generator: keras.Model, config: Config, paired: bool = False) -> tf.Tensor:
     """uint8 [N, H, W, 1 or 3] -> uint8 [N, H, W, 3]: the whole exported computation (see module docstring).
 
     A model of a paired set (facades, ...) translates its RGB input as it is: no grey, no luminance join.
@@ -235,30 +233,6 @@ def inference_generator(generator: keras.Model, image_size: int | None = None) -
     return copy
 
 
-def frozen_generator(generator: keras.Model, image_size: int) -> Callable[[tf.Tensor], tf.Tensor]:
-    """`generator`'s inference call on [N, image_size, image_size, C] as a graph whose weights are constants.
-
-    oneDNN converts a constant filter to its blocked layout once per process and keeps it (TensorFlow marks the
-    convolution `is_filter_const`); a filter read from a variable is converted on every call unless the loading
-    program sets TF_ONEDNN_ASSUME_FROZEN_WEIGHTS=1. So the export is as fast in any program as in our tools
-    (256 px, ngf 64, bf16, batch 1: 26 ms a call, against 58-62 ms with variables). The weights move from the
-    SavedModel's variables/ into saved_model.pb; other programs get no variables to fine-tune.
-    """
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
-
-    spec = tf.TensorSpec([None, image_size, image_size, generator.inputs[0].shape[-1]], tf.float32)
-    call = tf.function(lambda images: generator(images, training=False)).get_concrete_function(spec)
-    frozen = convert_variables_to_constants_v2(call)
-
-    def infer(images: tf.Tensor, training: bool = False) -> tf.Tensor:
-        if training:
-            raise ValueError("the frozen generator only infers")
-        outputs = frozen(images)
-        return outputs[0] if isinstance(outputs, (list, tuple)) else outputs
-
-    return infer
-
-
 def export_generator(generator: keras.Model, config: Config, export_dir: str | Path, step: int) -> Path:
     """Write the colorizing SavedModel of `generator` to `export_dir` (replacing an earlier export there).
 
@@ -275,7 +249,7 @@ def export_generator(generator: keras.Model, config: Config, export_dir: str | P
     metadata_values = metadata_for(config, step)
     paired = metadata_values["paired"]
     meta_json = json.dumps(metadata_values, sort_keys=True)
-    generator = frozen_generator(inference_generator(generator, config.image_size), config.image_size)
+    generator = inference_generator(generator, config.image_size)
 
     def colorize(images: tf.Tensor) -> tf.Tensor:
         return colorize_graph(images, generator, config, paired)
