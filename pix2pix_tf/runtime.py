@@ -44,6 +44,9 @@ def keep_freed_memory() -> bool:
     every step, so on a 2-core CPU a step on real photos page-faulted ~118k times (0.23-0.25 s of system
     time per 128 px step, over 40% of its CPU time). Larger mmap/trim thresholds and a 1 GiB top pad cut
     that to 28-49k faults and 0.07-0.10 s (bench/README.md). Process-wide; a no-op off glibc Linux.
+    TensorFlow lowers the mmap threshold to 128 KiB whenever it builds a `from_generator` dataset (a workaround
+    for Python 3.11 in tf.data), after which every allocation above that is mapped and faulted in afresh, so
+    call this again once the input pipeline is built.
     """
     if not sys.platform.startswith("linux"):
         return False

@@ -347,7 +347,9 @@ def train(config: Config, fresh: bool = False, log: Callable[[str], None] = prin
         progress.update(skip)
         epoch_started = time.monotonic()
         epoch_images = 0
-        for batch in trainer.epoch_batches(epoch, skip):
+        batches = iter(trainer.epoch_batches(epoch, skip))
+        runtime.keep_freed_memory()  # again: building the pipeline may have reset it (see its docstring)
+        for batch in batches:
             t0 = time.monotonic()
             result = trainer.train_step(batch, train_d=train_d)
             last_losses = {k: float(v) for k, v in result.items()}

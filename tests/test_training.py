@@ -171,6 +171,23 @@ def test_generator_only_epochs_freeze_d_then_release_it(fake_data, monkeypatch, 
     assert calls == [False, False, False, False, True, True]
 
 
+def test_each_epoch_keeps_freed_memory_again_after_building_its_pipeline(fake_data, monkeypatch, tmp_path) -> None:
+    """Building an input pipeline can reset glibc's settings (tf.data's from_generator), so every epoch applies
+    them again between building its batches and its first step."""
+    from pix2pix_tf import runtime
+
+    events: list[str] = []
+    original_batches, original_step = Trainer.epoch_batches, Trainer.train_step
+    monkeypatch.setattr(Trainer, "epoch_batches",
+                        lambda self, epoch, skip: events.append("pipeline") or original_batches(self, epoch, skip))
+    monkeypatch.setattr(Trainer, "train_step",
+                        lambda self, batch, train_d=True: events.append("step") or original_step(self, batch, train_d))
+    monkeypatch.setattr(runtime, "keep_freed_memory", lambda: events.append("keep") or True)
+    config = tiny(run_dir=str(tmp_path / "run"), epochs=2, epochs_decay=0, progress_samples=0)
+    training.train(config, log=lambda line: None)
+    assert events == ["keep", *["pipeline", "keep", "step", "step"] * 2]  # the first "keep": Trainer()
+
+
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(fake_data, tmp_path) -> None:
     fake_data["poison_from_step"] = 3
     config = tiny(run_dir=str(tmp_path / "run"), epochs=3, epochs_decay=0, checkpoint_every=1, progress_samples=0)
