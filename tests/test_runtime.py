@@ -62,7 +62,7 @@ def test_kept_freed_memory_is_reused_instead_of_faulted_in_again() -> None:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning")
 def test_settings_reapplied_after_a_generator_dataset_keep_memory_again() -> None:
     """TensorFlow resets the mmap threshold when it builds a from_generator dataset (as the folder source does);
-    the training loop applies the settings again after building its pipeline, which restores the reuse."""
+    applying the settings again restores the reuse (the training loop does so each epoch: test_training)."""
     after_generator, reapplied = faults_per_round("generator"), faults_per_round("generator_then_keep")
     assert reapplied < 0.02 * ROUND_PAGES
     assert reapplied < 0.5 * after_generator
