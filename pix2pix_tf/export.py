@@ -178,13 +178,25 @@ def inference_generator(generator: keras.Model, image_size: int | None = None) -
       there becomes `models.PhaseDeconvolution` (same numbers up to summation order): a forward convolution,
       whose weights oneDNN converts to its layout once per process when told the weights are frozen
       (`cli.assume_frozen_weights`), where it converts a transposed convolution's on every call.
+    * Training's matrix-product forms of the innermost layers (`models.MatmulConv2D`, `MatmulConv2DTranspose`)
+      become oneDNN's (transposed) convolutions again, which the two rules above then apply to.
     Returns `generator` itself when there is nothing to rewrite.
     """
     import keras
 
-    from pix2pix_tf.models import PhaseDeconvolution, SubPixelDeconvolution, phase_kernels, subpixel_kernel
+    from pix2pix_tf.models import (
+        MatmulConv2D,
+        MatmulConv2DTranspose,
+        PhaseDeconvolution,
+        SubPixelDeconvolution,
+        phase_kernels,
+        subpixel_kernel,
+    )
 
     convolutions = (keras.layers.Conv2D, keras.layers.Conv2DTranspose)
+    # Training's matrix-product forms go back to oneDNN's convolutions, which are faster for inference once their
+    # weights are converted (bench/README.md, "Inner layers as matrix products").
+    plain_class = {MatmulConv2D: keras.layers.Conv2D, MatmulConv2DTranspose: keras.layers.Conv2DTranspose}
 
     def stride2_4x4_same(layer: keras.layers.Layer) -> bool:
         return (isinstance(layer, keras.layers.Conv2DTranspose) and tuple(layer.strides) == (2, 2)
@@ -208,7 +220,8 @@ def inference_generator(generator: keras.Model, image_size: int | None = None) -
     def cast_once(layer: keras.layers.Layer) -> bool:
         return isinstance(layer, convolutions) and layer.compute_dtype != layer.variable_dtype
 
-    if not any(subpixel(layer) or phased(layer) or cast_once(layer) for layer in generator.layers):
+    if not any(subpixel(layer) or phased(layer) or cast_once(layer) or type(layer) in plain_class
+               for layer in generator.layers):
         return generator
 
     def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
@@ -218,7 +231,8 @@ def inference_generator(generator: keras.Model, image_size: int | None = None) -
             return SubPixelDeconvolution(layer.filters, name=layer.name, dtype=layer.compute_dtype)
         if phased(layer):
             return PhaseDeconvolution(layer.filters, name=layer.name, dtype=layer.compute_dtype)
-        return layer.__class__.from_config({**layer.get_config(), "dtype": layer.compute_dtype})
+        kind = plain_class.get(type(layer), type(layer))
+        return kind.from_config({**layer.get_config(), "dtype": layer.compute_dtype})
 
     copy = keras.models.clone_model(generator, clone_function=clone)
     for source, target in zip(generator.layers, copy.layers, strict=True):

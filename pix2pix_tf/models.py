@@ -151,6 +151,80 @@ class PhaseDeconvolution(layers.Layer):
         return {**super().get_config(), "filters": self.filters}
 
 
+def stride2_conv_as_matmul(inputs: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
+    """A 4x4, stride-2, 'same' convolution (`kernel` [4, 4, C_in, C_out]) as one matrix product.
+
+    The padded input goes through space_to_depth(2), so the convolution becomes a 2x2, stride-1 one; its four
+    shifted views are stacked into one row of 16 C_in values per output pixel, and the kernel, with its taps
+    put in that order, is the [16 C_in, C_out] matrix. Same multiply-adds as the convolution.
+    """
+    height, width, channels = tf.shape(inputs)[1], tf.shape(inputs)[2], inputs.shape[-1]
+    out_h, out_w = (height + 1) // 2, (width + 1) // 2
+    padded = tf.pad(inputs, [[0, 0], [1, 1 + height % 2], [1, 1 + width % 2], [0, 0]])
+    blocks = tf.nn.space_to_depth(padded, 2)  # depth order (dy, dx, c): kernel row 2a + dy, column 2b + dx
+    rows = tf.concat([blocks[:, a:a + out_h, b:b + out_w] for a in (0, 1) for b in (0, 1)], axis=-1)
+    matrix = tf.reshape(tf.transpose(tf.reshape(kernel, [2, 2, 2, 2, channels, -1]), [0, 2, 1, 3, 4, 5]),
+                        [16 * channels, -1])
+    product = tf.matmul(tf.reshape(rows, [-1, 16 * channels]), matrix)
+    return tf.reshape(product, [tf.shape(inputs)[0], out_h, out_w, kernel.shape[-1]])
+
+
+# The taps of a stride-2, 4-tap transposed convolution that land on output phase r (0: even, 1: odd), each with
+# the row offset of its input in the input padded by 1: y[2i] = z[i] w[1] + z[i-1] w[3],
+# y[2i+1] = z[i] w[2] + z[i+1] w[0].
+_TRANSPOSED_TAPS = {0: ((1, 1), (3, 0)), 1: ((2, 1), (0, 2))}
+
+
+def stride2_transposed_conv_as_matmul(inputs: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
+    """A 4x4, stride-2, 'same' transposed convolution (`kernel` [4, 4, C_out, C_in], Keras's layout) as one
+    matrix product and an overlap-add.
+
+    Each input pixel times the [C_in, 16 C_out] kernel matrix gives its 4x4 patch of output contributions; each
+    output phase (row and column parity) is the sum of four of them, shifted. Same multiply-adds as the
+    transposed convolution.
+    """
+    batch, height, width, channels = tf.shape(inputs)[0], tf.shape(inputs)[1], tf.shape(inputs)[2], inputs.shape[-1]
+    filters = kernel.shape[2]
+    patches = tf.matmul(tf.reshape(inputs, [-1, channels]), tf.reshape(kernel, [16 * filters, channels]),
+                        transpose_b=True)
+    patches = tf.pad(tf.reshape(patches, [batch, height, width, 4, 4, filters]),
+                     [[0, 0], [1, 1], [1, 1], [0, 0], [0, 0], [0, 0]])
+    phases = [tf.add_n([patches[:, dy:dy + height, dx:dx + width, kh, kw]
+                        for kh, dy in _TRANSPOSED_TAPS[r] for kw, dx in _TRANSPOSED_TAPS[s]])
+              for r in (0, 1) for s in (0, 1)]
+    return tf.nn.depth_to_space(tf.concat(phases, axis=-1), 2)
+
+
+class MatmulConv2D(layers.Conv2D):
+    """A 4x4, stride-2, 'same' Conv2D computed by `stride2_conv_as_matmul`: the same variables and outputs (up to
+    summation order). On a CPU it is faster for the generator's innermost layers, small pictures with large
+    kernels, where oneDNN's per-call conversion of the kernel to its own layout costs more than the arithmetic."""
+
+    def convolution_op(self, inputs: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
+        return stride2_conv_as_matmul(inputs, kernel)
+
+
+class MatmulConv2DTranspose(layers.Conv2DTranspose):
+    """A bias-free, linear, 4x4, stride-2, 'same' Conv2DTranspose computed by `stride2_transposed_conv_as_matmul`:
+    the same variables and outputs (up to summation order), faster on a CPU for small pictures (`MatmulConv2D`)."""
+
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+        return stride2_transposed_conv_as_matmul(inputs, self.kernel)
+
+
+# Where the generator trains with the matrix-product forms above instead of oneDNN's (transposed) convolutions,
+# on a CPU (bench/README.md, "Inner layers as matrix products"): encoder layers whose input is at most this many
+# pixels on a side at the working size, and decoder layers whose input has at most this many pixels (batch x
+# height x width). Measured forward + backward per layer at 256 px, bf16: faster up to these sizes, slower above.
+MATMUL_MAX_ENCODER_SIDE = 8
+MATMUL_MAX_DECODER_PIXELS = 64
+
+
+def use_matmul_forms() -> bool:
+    """The matrix-product forms are measured on CPUs only; a GPU keeps cuDNN's convolutions."""
+    return not tf.config.list_physical_devices("GPU")
+
+
 def normalization(kind: str, name: str, synchronized: bool = False) -> layers.Layer:
     """`synchronized` batch norm computes its statistics over the global batch, across all replicas."""
     if kind == "batch":
@@ -161,10 +235,12 @@ def normalization(kind: str, name: str, synchronized: bool = False) -> layers.La
 
 
 def down_block(x: keras.KerasTensor, filters: int, norm: str, name: str, leaky: bool = True,
-               sync: bool = False) -> keras.KerasTensor:
-    """Conv(4, stride 2) -> [Norm] -> LeakyReLU(0.2) (or ReLU, for the innermost block)."""
-    x = layers.Conv2D(filters, KERNEL, strides=2, padding="same", kernel_initializer=init(),
-                      use_bias=norm == "none", name=f"{name}_conv")(x)
+               sync: bool = False, matmul: bool = False) -> keras.KerasTensor:
+    """Conv(4, stride 2) -> [Norm] -> LeakyReLU(0.2) (or ReLU, for the innermost block); `matmul`: the
+    convolution in its `MatmulConv2D` form."""
+    conv = MatmulConv2D if matmul else layers.Conv2D
+    x = conv(filters, KERNEL, strides=2, padding="same", kernel_initializer=init(),
+             use_bias=norm == "none", name=f"{name}_conv")(x)
     if norm != "none":
         x = normalization(norm, f"{name}_norm", sync)(x)
     if leaky:
@@ -173,10 +249,12 @@ def down_block(x: keras.KerasTensor, filters: int, norm: str, name: str, leaky: 
 
 
 def up_block(x: keras.KerasTensor, filters: int, dropout: float, name: str,
-             sync: bool = False) -> keras.KerasTensor:
-    """ConvTranspose(4, stride 2) -> BatchNorm -> [Dropout] -> ReLU."""
-    x = layers.Conv2DTranspose(filters, KERNEL, strides=2, padding="same", kernel_initializer=init(),
-                               use_bias=False, name=f"{name}_deconv")(x)
+             sync: bool = False, matmul: bool = False) -> keras.KerasTensor:
+    """ConvTranspose(4, stride 2) -> BatchNorm -> [Dropout] -> ReLU; `matmul`: the transposed convolution in its
+    `MatmulConv2DTranspose` form."""
+    deconv = MatmulConv2DTranspose if matmul else layers.Conv2DTranspose
+    x = deconv(filters, KERNEL, strides=2, padding="same", kernel_initializer=init(),
+               use_bias=False, name=f"{name}_deconv")(x)
     x = normalization("batch", f"{name}_norm", sync)(x)
     if dropout > 0:
         x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
@@ -184,11 +262,18 @@ def up_block(x: keras.KerasTensor, filters: int, dropout: float, name: str,
 
 
 def build_generator(config: Config) -> keras.Model:
-    """U-Net (skips on) or encoder-decoder (skips off) with depth log2(image_size)."""
+    """U-Net (skips on) or encoder-decoder (skips off) with depth log2(image_size).
+
+    On a CPU the innermost layers take their matrix-product forms (`MatmulConv2D`, `MatmulConv2DTranspose`,
+    chosen by their input size at `config.image_size` and `config.batch_size`): the same network and variables.
+    """
     in_ch, out_ch = channels_for(config)
     depth = generator_depth(config.image_size)
     skips_on = config.generator == "unet"
     filters = [min(config.ngf * 2**i, config.ngf * 8) for i in range(depth)]
+    matmul = use_matmul_forms()
+    encoder_matmul = [matmul and config.image_size >> i <= MATMUL_MAX_ENCODER_SIDE for i in range(depth)]
+    decoder_matmul = [matmul and config.batch_size * 4**i <= MATMUL_MAX_DECODER_PIXELS for i in range(depth - 1)]
 
     inputs = keras.Input((None, None, in_ch), name="input_image")
     x = inputs
@@ -198,12 +283,13 @@ def build_generator(config: Config) -> keras.Model:
         # over at batch size 1; the innermost output feeds the decoder, whose blocks start with ReLU.
         innermost = i == depth - 1
         norm = "none" if i == 0 or innermost else "batch"
-        x = down_block(x, f, norm, name=f"down{i + 1}", leaky=not innermost, sync=config.sync_batchnorm)
+        x = down_block(x, f, norm, name=f"down{i + 1}", leaky=not innermost, sync=config.sync_batchnorm,
+                       matmul=encoder_matmul[i])
         skips.append(x)
 
     for i, f in enumerate(reversed(filters[:-1])):
         x = up_block(x, f, config.g_dropout if i < 3 else 0.0, name=f"up{depth - 1 - i}",
-                     sync=config.sync_batchnorm)
+                     sync=config.sync_batchnorm, matmul=decoder_matmul[i])
         if skips_on:
             x = layers.Concatenate(name=f"skip{depth - 1 - i}")([x, skips[depth - 2 - i]])
 

@@ -300,6 +300,24 @@ def test_phase_form_only_where_the_decoder_input_is_small() -> None:
     assert type(inference_generator(generator).get_layer("up2_deconv")) is keras.layers.Conv2DTranspose
 
 
+def test_inference_copy_keeps_no_matrix_product_forms() -> None:
+    """Training's matrix-product forms of the innermost layers go back to oneDNN's convolutions in the export's
+    copy (faster there once their weights are converted), with or without a working size; same outputs."""
+    import tensorflow as tf
+
+    from pix2pix_tf.export import inference_generator
+    from pix2pix_tf.models import MatmulConv2D, MatmulConv2DTranspose
+
+    keras.utils.set_random_seed(0)
+    generator = build_generator(Config(image_size=64, ngf=4))
+    assert any(isinstance(layer, MatmulConv2D | MatmulConv2DTranspose) for layer in generator.layers)
+    inputs = tf.random.uniform([2, 64, 64, 3], -1.0, 1.0, seed=1)
+    for copy in (inference_generator(generator, 64), inference_generator(generator)):
+        assert not any(isinstance(layer, MatmulConv2D | MatmulConv2DTranspose) for layer in copy.layers)
+        np.testing.assert_allclose(copy(inputs, training=False).numpy(), generator(inputs, training=False).numpy(),
+                                   atol=1e-5)
+
+
 FROZEN_WEIGHTS_CHILD = """
 import sys
 import numpy as np

@@ -7,7 +7,11 @@ import tensorflow as tf
 
 from pix2pix_tf.config import Config
 from pix2pix_tf.models import (
+    MATMUL_MAX_DECODER_PIXELS,
+    MATMUL_MAX_ENCODER_SIDE,
     FusedBatchNormalization,
+    MatmulConv2D,
+    MatmulConv2DTranspose,
     PhaseDeconvolution,
     SubPixelDeconvolution,
     build_discriminator,
@@ -131,3 +135,58 @@ def test_phase_form_computes_the_transposed_convolution(height: int, width: int)
     phased.set_weights(phase_kernels(deconv.kernel.numpy()))
     assert phased(inputs).shape == (2, 2 * height, 2 * width, 6)
     np.testing.assert_allclose(phased(inputs).numpy(), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("height, width", [(8, 8), (5, 7), (2, 3), (1, 1)])
+@pytest.mark.parametrize("transposed", [False, True])
+def test_matmul_forms_compute_the_convolutions(height: int, width: int, transposed: bool) -> None:
+    """MatmulConv2D and MatmulConv2DTranspose give Keras's stride-2 4x4 'same' Conv2D / Conv2DTranspose outputs and
+    gradients (input and kernel) from the same variables, borders and odd sizes included."""
+    keras.utils.set_random_seed(0)
+    inputs = tf.random.normal([2, height, width, 5], seed=1)
+    options = {"filters": 6, "kernel_size": 4, "strides": 2, "padding": "same", "use_bias": False}
+    plain = (keras.layers.Conv2DTranspose if transposed else keras.layers.Conv2D)(**options)
+    matmul = (MatmulConv2DTranspose if transposed else MatmulConv2D)(**options)
+    plain.build(inputs.shape)
+    matmul.build(inputs.shape)
+    matmul.set_weights(plain.get_weights())
+
+    def run(layer: keras.layers.Layer) -> list[np.ndarray]:
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            outputs = layer(inputs)
+            loss = tf.reduce_sum(outputs * tf.cos(outputs))
+        return [t.numpy() for t in [outputs, *tape.gradient(loss, [inputs, layer.kernel])]]
+
+    expected, got = run(plain), run(matmul)
+    assert got[0].shape == expected[0].shape
+    for want, have in zip(expected, got, strict=True):
+        np.testing.assert_allclose(have, want, atol=1e-5)
+
+
+def test_matmul_forms_compute_in_the_policy_dtype() -> None:
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        conv, deconv = MatmulConv2D(4, 4, strides=2, padding="same"), MatmulConv2DTranspose(4, 4, strides=2,
+                                                                                          padding="same")
+        assert conv(tf.zeros([1, 4, 4, 3])).dtype == tf.bfloat16
+        assert deconv(tf.zeros([1, 4, 4, 3])).dtype == tf.bfloat16
+        assert conv.kernel.dtype == deconv.kernel.dtype == "float32"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_generator_trains_its_innermost_layers_as_matrix_products_on_a_cpu(batch_size: int) -> None:
+    """At 256 px: encoder layers fed at most MATMUL_MAX_ENCODER_SIDE pixels a side, and decoder layers fed at most
+    MATMUL_MAX_DECODER_PIXELS pixels per batch, take the matrix-product forms; the others stay convolutions."""
+    generator = build_generator(Config(image_size=256, batch_size=batch_size, ngf=8))
+    encoder = {k: type(generator.get_layer(f"down{k}_conv")) for k in range(1, 9)}  # down k is fed 512 >> k px
+    decoder = {k: type(generator.get_layer(f"up{k}_deconv")) for k in range(1, 8)}  # up k is fed 2 ** (7 - k) px
+    assert [k for k, kind in encoder.items() if kind is MatmulConv2D] == [
+        k for k in encoder if 512 >> k <= MATMUL_MAX_ENCODER_SIDE] == [6, 7, 8]
+    assert all(kind is keras.layers.Conv2D for k, kind in encoder.items() if k < 6)
+    expected_decoder = [k for k in decoder if batch_size * 4 ** (7 - k) <= MATMUL_MAX_DECODER_PIXELS]
+    assert [k for k, kind in decoder.items() if kind is MatmulConv2DTranspose] == expected_decoder
+    assert expected_decoder == ([4, 5, 6, 7] if batch_size == 1 else [5, 6, 7])
+    assert all(kind is keras.layers.Conv2DTranspose for k, kind in decoder.items() if k not in expected_decoder)
