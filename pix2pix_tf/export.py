@@ -17,6 +17,9 @@ lists them):
   picture itself is resized back to H x W. Before that the chroma (Lab ab, at the working size) is averaged
   over ``chroma_smoothing`` x ``chroma_smoothing`` blocks (`smooth_chroma`) and multiplied by the export's
   ``chroma_scale`` (`applied_chroma_scale`: the calibrated factor, 1 = the network's own colours, 0 = grey).
+  The colour conversions are compiled by XLA where their shape is fixed by the working size (the network's
+  output always; the input and the final join for photos of the working size, one compilation per batch
+  size), and run as plain TensorFlow ops for photos of other sizes.
 * ``colorize_bytes(encoded)``: string ``[N]`` of encoded JPEG / PNG / GIF / BMP images (sizes may differ)
   -> string ``[N]`` of PNG-encoded colour images.
 * ``metadata()``: a scalar string tensor holding JSON with ``config`` (the full training Config),
@@ -116,10 +119,43 @@ def _resized(images: tf.Tensor, size: list, antialias: bool = False) -> tf.Tenso
                    lambda: tf.image.resize(images, size, antialias=antialias))
 
 
+def _grey_input(images: tf.Tensor, color_space: str) -> tuple[tf.Tensor, tf.Tensor]:
+    """uint8 colour pictures [N, H, W, 3] -> (their grey version's CIE L* [N, H, W, 1], the network's input in
+    [-1, 1]: BT.601 luma in 3 channels for rgb models, L* for lab models)."""
+    if color_space == "rgb":
+        grey = color.rgb_to_gray(tf.cast(images, tf.float32) / 255.0)
+        return color.rgb_to_lightness(grey), tf.repeat(color.from_unit(grey), 3, axis=-1)
+    lightness = color.linear_to_lightness(color.uint8_to_linear(images))
+    return lightness, lightness / color.L_SCALE - 1.0
+
+
+def _network_lab(network_input: tf.Tensor, network_output: tf.Tensor, color_space: str) -> tuple[tf.Tensor, tf.Tensor]:
+    """The network's input and output -> the picture it made as (L* [..., 1], a*b* [..., 2])."""
+    if color_space == "rgb":
+        lab = color.rgb_to_lab(color.output_to_rgb(network_input, network_output, "rgb"))
+        return lab[..., :1], lab[..., 1:]
+    return (network_input + 1.0) * color.L_SCALE, network_output * color.AB_SCALE
+
+
+def _lab_to_uint8(lightness: tf.Tensor, ab: tf.Tensor) -> tf.Tensor:
+    """(L* [..., 1], a*b* [..., 2]) -> uint8 sRGB [..., 3]."""
+    return tf.cast(tf.round(color.lab_to_rgb(tf.concat([lightness, ab], axis=-1)) * 255.0), tf.uint8)
+
+
+# The colour conversions compiled by XLA: each is a chain of element-wise passes over the picture (gamma and
+# cube-root curves, 3x3 products) that XLA runs as one loop, 3-6x faster on a CPU (bench/README.md, "The colour
+# graph under XLA"). XLA compiles once per input shape, so they are used where the shape is fixed by the
+# working size; pictures of other sizes take the plain ops.
+_grey_input_xla = tf.function(_grey_input, jit_compile=True, autograph=False)
+_network_lab_xla = tf.function(_network_lab, jit_compile=True, autograph=False)
+_lab_to_uint8_xla = tf.function(_lab_to_uint8, jit_compile=True, autograph=False)
+
+
 def colorize_graph(images: tf.Tensor, generator: keras.Model, config: Config, paired: bool = False) -> tf.Tensor:
     """uint8 [N, H, W, 1 or 3] -> uint8 [N, H, W, 3]: the whole exported computation (see module docstring).
 
     A model of a paired set (facades, ...) translates its RGB input as it is: no grey, no luminance join.
+    Pictures of the working size have their colour conversions computed by XLA (`_grey_input_xla`, ...).
     """
     images = _check_images(images)
     height, width = tf.shape(images)[1], tf.shape(images)[2]
@@ -131,30 +167,22 @@ def colorize_graph(images: tf.Tensor, generator: keras.Model, config: Config, pa
         small_output = color.to_unit(generator(small_input, training=False))
         out = _resized(small_output, [height, width])
         return tf.cast(tf.round(tf.clip_by_value(out, 0.0, 1.0) * 255.0), tf.uint8)
-    if config.color_space == "rgb":
-        grey = color.rgb_to_gray(tf.cast(images, tf.float32) / 255.0)
-        lightness = color.rgb_to_lightness(grey)
-        network_input = tf.repeat(color.from_unit(grey), 3, axis=-1)
-    else:
-        lightness = color.linear_to_lightness(color.uint8_to_linear(images))
-        network_input = lightness / color.L_SCALE - 1.0
+    space = config.color_space
+    at_working_size = tf.logical_and(tf.equal(height, config.image_size), tf.equal(width, config.image_size))
+    lightness, network_input = tf.cond(at_working_size, lambda: _grey_input_xla(images, space),
+                                       lambda: _grey_input(images, space))
     small_input = _resized(network_input, working_size, antialias=True)
     small_output = tf.cast(generator(small_input, training=False), tf.float32)
-    if config.color_space == "rgb":
-        small_lab = color.rgb_to_lab(color.output_to_rgb(small_input, small_output, "rgb"))
-        small_lightness, small_ab = small_lab[..., :1], small_lab[..., 1:]
-    else:
-        small_lightness, small_ab = (small_input + 1.0) * color.L_SCALE, small_output * color.AB_SCALE
+    small_lightness, small_ab = _network_lab_xla(small_input, small_output, space)
     small_ab = smooth_chroma(small_ab, config.chroma_smoothing)
     if (scale := applied_chroma_scale(config)) != 1.0:
         small_ab = small_ab * scale
-    # lab_to_rgb's output is in [0, 1] already, and a bilinear resize keeps it there.
-    if config.full_resolution:
-        out = color.lab_to_rgb(tf.concat([lightness, _resized(small_ab, [height, width])], axis=-1))
-    else:
+    if not config.full_resolution:
+        # lab_to_rgb's output is in [0, 1] already, and a bilinear resize keeps it there.
         small_rgb = color.lab_to_rgb(tf.concat([small_lightness, small_ab], axis=-1))
-        out = _resized(small_rgb, [height, width])
-    return tf.cast(tf.round(out * 255.0), tf.uint8)
+        return tf.cast(tf.round(_resized(small_rgb, [height, width]) * 255.0), tf.uint8)
+    ab = _resized(small_ab, [height, width])
+    return tf.cond(at_working_size, lambda: _lab_to_uint8_xla(lightness, ab), lambda: _lab_to_uint8(lightness, ab))
 
 
 SUBPIXEL_MAX_FILTERS = 4  # transposed convolutions with at most this many outputs (the output layer) go sub-pixel

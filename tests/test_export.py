@@ -349,3 +349,56 @@ def test_export_computes_the_same_with_frozen_weights_assumed(tmp_path: Path) ->
         results[frozen] = np.load(out).astype(int)
     assert np.abs(results["1"] - results["0"]).max() <= 1
     assert np.ptp(results["1"], axis=0).max() == 0  # every call alike
+
+
+@pytest.mark.parametrize("color_space", ["rgb", "lab"])
+def test_colour_conversions_under_xla_match_the_plain_ops(color_space: str) -> None:
+    """The XLA-compiled colour conversions that pictures of the working size take give the plain ops' numbers
+    (float rounding apart: uint8 pixels within 1 level), for both kinds of model."""
+    import tensorflow as tf
+
+    from pix2pix_tf import export
+
+    rng = np.random.default_rng(0)
+    images = tf.constant(rng.integers(0, 256, [2, 16, 24, 3], np.uint8))
+    for plain, fused in zip(export._grey_input(images, color_space), export._grey_input_xla(images, color_space),
+                            strict=True):
+        np.testing.assert_allclose(fused.numpy(), plain.numpy(), atol=1e-3)
+    channels = 3 if color_space == "rgb" else 2
+    network_input = tf.constant(rng.uniform(-1, 1, [2, 16, 24, 3 if color_space == "rgb" else 1]), tf.float32)
+    network_output = tf.constant(rng.uniform(-1, 1, [2, 16, 24, channels]), tf.float32)
+    lab_plain = export._network_lab(network_input, network_output, color_space)
+    lab_fused = export._network_lab_xla(network_input, network_output, color_space)
+    for plain, fused in zip(lab_plain, lab_fused, strict=True):
+        np.testing.assert_allclose(fused.numpy(), plain.numpy(), atol=1e-3)
+    plain_pixels = export._lab_to_uint8(*lab_plain).numpy().astype(int)
+    fused_pixels = export._lab_to_uint8_xla(*lab_plain).numpy().astype(int)
+    assert np.abs(fused_pixels - plain_pixels).max() <= 1
+    assert np.mean(fused_pixels != plain_pixels) < 0.01
+
+
+def test_working_size_photos_take_the_xla_path_with_the_same_pixels(monkeypatch: pytest.MonkeyPatch) -> None:
+    """colorize_graph sends a photo of the working size through the XLA-compiled conversions and any other size
+    through the plain ops; with those swapped for the plain ones the working-size photo gets the same pixels."""
+    import tensorflow as tf
+
+    from pix2pix_tf import export
+
+    config = Config(image_size=32, ngf=4, color_space="rgb", chroma_scale=1.0)
+    keras.utils.set_random_seed(0)
+    generator = build_generator(config)
+    photo = tf.constant(np.random.default_rng(1).integers(0, 256, [2, 32, 32, 3], np.uint8))
+    calls: list[str] = []
+    for name in ("_grey_input_xla", "_network_lab_xla", "_lab_to_uint8_xla", "_grey_input", "_lab_to_uint8"):
+        function = getattr(export, name)
+        monkeypatch.setattr(export, name, lambda *args, _f=function, _n=name: calls.append(_n) or _f(*args))
+    fused = export.colorize_graph(photo, generator, config).numpy().astype(int)
+    assert calls == ["_grey_input_xla", "_network_lab_xla", "_lab_to_uint8_xla"]  # eager: the taken branch only
+    for name, plain in (("_grey_input_xla", "_grey_input"), ("_network_lab_xla", "_network_lab"),
+                        ("_lab_to_uint8_xla", "_lab_to_uint8")):
+        monkeypatch.setattr(export, name, getattr(export, plain))
+    plain_pixels = export.colorize_graph(photo, generator, config).numpy().astype(int)
+    assert np.abs(fused - plain_pixels).max() <= 1
+    calls.clear()
+    export.colorize_graph(photo[:, :, :30], generator, config)
+    assert "_grey_input" in calls and "_lab_to_uint8" in calls
