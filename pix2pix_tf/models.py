@@ -169,30 +169,25 @@ def stride2_conv_as_matmul(inputs: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
     return tf.reshape(product, [tf.shape(inputs)[0], out_h, out_w, kernel.shape[-1]])
 
 
-# The taps of a stride-2, 4-tap transposed convolution that land on output phase r (0: even, 1: odd), each with
-# the row offset of its input in the input padded by 1: y[2i] = z[i] w[1] + z[i-1] w[3],
-# y[2i+1] = z[i] w[2] + z[i+1] w[0].
-_TRANSPOSED_TAPS = {0: ((1, 1), (3, 0)), 1: ((2, 1), (0, 2))}
-
-
 def stride2_transposed_conv_as_matmul(inputs: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
     """A 4x4, stride-2, 'same' transposed convolution (`kernel` [4, 4, C_out, C_in], Keras's layout) as one
     matrix product and an overlap-add.
 
-    Each input pixel times the [C_in, 16 C_out] kernel matrix gives its 4x4 patch of output contributions; each
-    output phase (row and column parity) is the sum of four of them, shifted. Same multiply-adds as the
-    transposed convolution.
+    Each input pixel times the [C_in, 16 C_out] kernel matrix gives its 4x4 patch of output contributions.
+    Kernel row 2a + r of input row i lands on output row 2 (i + a) + r - 1: in 2x2 output blocks, block i + a at
+    phase r, one row late. So the four (a, b) quarters of the patches, each shifted by (a, b) blocks, add up to
+    the output in blocks, which interleaved and cropped by one pixel on each side is the picture. Same
+    multiply-adds as the transposed convolution.
     """
     batch, height, width, channels = tf.shape(inputs)[0], tf.shape(inputs)[1], tf.shape(inputs)[2], inputs.shape[-1]
     filters = kernel.shape[2]
     patches = tf.matmul(tf.reshape(inputs, [-1, channels]), tf.reshape(kernel, [16 * filters, channels]),
                         transpose_b=True)
-    patches = tf.pad(tf.reshape(patches, [batch, height, width, 4, 4, filters]),
-                     [[0, 0], [1, 1], [1, 1], [0, 0], [0, 0], [0, 0]])
-    phases = [tf.add_n([patches[:, dy:dy + height, dx:dx + width, kh, kw]
-                        for kh, dy in _TRANSPOSED_TAPS[r] for kw, dx in _TRANSPOSED_TAPS[s]])
-              for r in (0, 1) for s in (0, 1)]
-    return tf.nn.depth_to_space(tf.concat(phases, axis=-1), 2)
+    patches = tf.reshape(patches, [batch, height, width, 2, 2, 2, 2, filters])  # kernel row (a, r), column (b, s)
+    blocks = tf.add_n([tf.pad(patches[:, :, :, a, :, b], [[0, 0], [a, 1 - a], [b, 1 - b], [0, 0], [0, 0], [0, 0]])
+                       for a in (0, 1) for b in (0, 1)])  # [N, H + 1, W + 1, r, s, C_out]
+    pixels = tf.reshape(tf.transpose(blocks, [0, 1, 3, 2, 4, 5]), [batch, 2 * height + 2, 2 * width + 2, filters])
+    return pixels[:, 1:-1, 1:-1]
 
 
 class MatmulConv2D(layers.Conv2D):
