@@ -191,6 +191,11 @@ SUBPIXEL_MAX_FILTERS = 4  # transposed convolutions with at most this many outpu
 # (256 px, ngf 64, bf16; bench/README.md): at batch 1 1.3-4.8x as fast up to 16 px, equal at 32 px, 7-15% slower
 # at 64 px; at batch 8 1.2-2.8x as fast up to 8 px, equal at 16 px, 9-13% slower at 32 px, 25% at 64 px.
 PHASE_MAX_SIDE = 16
+# Those fed at most this many pixels a side take `models.MatmulConv2DTranspose` instead (one matrix product and an
+# overlap-add). Forward only, 256 px, bf16, ms per layer fed 1 / 2 / 4 px, phase -> matrix product: at batch 1
+# 1.17 / 2.10 / 2.47 -> 0.54 / 0.78 / 1.08 without frozen weights, 0.41 / 0.65 / 0.95 -> 0.50 / 1.05 / 1.12 with;
+# at batch 8 1.69 / 3.80 / 5.76 -> 0.62 / 1.45 / 3.66 without, 0.88 / 2.57 / 4.74 -> 0.70 / 1.53 / 3.65 with.
+MATMUL_MAX_SIDE = 4
 
 
 def inference_generator(generator: keras.Model, image_size: int | None = None) -> keras.Model:
@@ -202,12 +207,15 @@ def inference_generator(generator: keras.Model, image_size: int | None = None) -
       SavedModel's weights shrink to about half.
     * A stride-2, 4x4 'same' transposed convolution with few outputs (the 3- or 2-channel output layer) becomes
       `models.SubPixelDeconvolution`, its exact sub-pixel form (same numbers up to summation order).
-    * Given the working `image_size`, a bias-free one whose input is at most `PHASE_MAX_SIDE` pixels on a side
-      there becomes `models.PhaseDeconvolution` (same numbers up to summation order): a forward convolution,
-      whose weights oneDNN converts to its layout once per process when told the weights are frozen
-      (`cli.assume_frozen_weights`), where it converts a transposed convolution's on every call.
-    * Training's matrix-product forms of the innermost layers (`models.MatmulConv2D`, `MatmulConv2DTranspose`)
-      become oneDNN's (transposed) convolutions again, which the two rules above then apply to.
+    * Given the working `image_size`, a bias-free one whose input is at most `MATMUL_MAX_SIDE` pixels on a side
+      there becomes `models.MatmulConv2DTranspose` (one matrix product, whose operand oneDNN packs faster than it
+      converts a convolution's weights), and one fed at most `PHASE_MAX_SIDE` pixels `models.PhaseDeconvolution`:
+      forward convolutions, whose weights oneDNN converts to its layout once per process when told the weights
+      are frozen (`cli.assume_frozen_weights`), where it converts a transposed convolution's on every call. Both
+      give the same numbers up to summation order.
+    * Training's matrix-product forms of the encoder's innermost layers (`models.MatmulConv2D`) become oneDNN's
+      convolutions again, faster for inference once their weights are converted; so do those of the decoder
+      where the rules above give them no other form.
     Returns `generator` itself when there is nothing to rewrite.
     """
     import keras
@@ -222,8 +230,6 @@ def inference_generator(generator: keras.Model, image_size: int | None = None) -
     )
 
     convolutions = (keras.layers.Conv2D, keras.layers.Conv2DTranspose)
-    # Training's matrix-product forms go back to oneDNN's convolutions, which are faster for inference once their
-    # weights are converted (bench/README.md, "Inner layers as matrix products").
     plain_class = {MatmulConv2D: keras.layers.Conv2D, MatmulConv2DTranspose: keras.layers.Conv2DTranspose}
 
     def stride2_4x4_same(layer: keras.layers.Layer) -> bool:
@@ -241,14 +247,20 @@ def inference_generator(generator: keras.Model, image_size: int | None = None) -
     def subpixel(layer: keras.layers.Layer) -> bool:
         return stride2_4x4_same(layer) and layer.filters <= SUBPIXEL_MAX_FILTERS
 
-    def phased(layer: keras.layers.Layer) -> bool:
+    def fed_at_most(layer: keras.layers.Layer, side: int) -> bool:
         return (stride2_4x4_same(layer) and not subpixel(layer) and not layer.use_bias
-                and input_sides.get(layer.name, PHASE_MAX_SIDE + 1) <= PHASE_MAX_SIDE)
+                and input_sides.get(layer.name, side + 1) <= side)
+
+    def matmul(layer: keras.layers.Layer) -> bool:
+        return fed_at_most(layer, MATMUL_MAX_SIDE)
+
+    def phased(layer: keras.layers.Layer) -> bool:
+        return fed_at_most(layer, PHASE_MAX_SIDE) and not matmul(layer)
 
     def cast_once(layer: keras.layers.Layer) -> bool:
         return isinstance(layer, convolutions) and layer.compute_dtype != layer.variable_dtype
 
-    if not any(subpixel(layer) or phased(layer) or cast_once(layer) or type(layer) in plain_class
+    if not any(subpixel(layer) or phased(layer) or matmul(layer) or cast_once(layer) or type(layer) in plain_class
                for layer in generator.layers):
         return generator
 
@@ -259,7 +271,7 @@ def inference_generator(generator: keras.Model, image_size: int | None = None) -
             return SubPixelDeconvolution(layer.filters, name=layer.name, dtype=layer.compute_dtype)
         if phased(layer):
             return PhaseDeconvolution(layer.filters, name=layer.name, dtype=layer.compute_dtype)
-        kind = plain_class.get(type(layer), type(layer))
+        kind = MatmulConv2DTranspose if matmul(layer) else plain_class.get(type(layer), type(layer))
         return kind.from_config({**layer.get_config(), "dtype": layer.compute_dtype})
 
     copy = keras.models.clone_model(generator, clone_function=clone)
