@@ -154,19 +154,20 @@ class PhaseDeconvolution(layers.Layer):
 def stride2_conv_as_matmul(inputs: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
     """A 4x4, stride-2, 'same' convolution (`kernel` [4, 4, C_in, C_out]) as one matrix product.
 
-    The padded input goes through space_to_depth(2), so the convolution becomes a 2x2, stride-1 one; its four
-    shifted views are stacked into one row of 16 C_in values per output pixel, and the kernel, with its taps
-    put in that order, is the [16 C_in, C_out] matrix. Same multiply-adds as the convolution.
+    The padded input goes through space_to_depth(2), so the convolution becomes a 2x2, stride-1 one on blocks
+    (kernel row 2a + dy, column 2b + dx). Its four shifted views, put in the kernel's own (a, dy, b, dx, c) order,
+    make one row of 16 C_in values per output pixel, and the kernel reshaped (no copy) is the [16 C_in, C_out]
+    matrix. Only the small picture is rearranged, never the kernel. Same multiply-adds as the convolution.
     """
-    height, width, channels = tf.shape(inputs)[1], tf.shape(inputs)[2], inputs.shape[-1]
+    batch, height, width, channels = tf.shape(inputs)[0], tf.shape(inputs)[1], tf.shape(inputs)[2], inputs.shape[-1]
     out_h, out_w = (height + 1) // 2, (width + 1) // 2
     padded = tf.pad(inputs, [[0, 0], [1, 1 + height % 2], [1, 1 + width % 2], [0, 0]])
-    blocks = tf.nn.space_to_depth(padded, 2)  # depth order (dy, dx, c): kernel row 2a + dy, column 2b + dx
-    rows = tf.concat([blocks[:, a:a + out_h, b:b + out_w] for a in (0, 1) for b in (0, 1)], axis=-1)
-    matrix = tf.reshape(tf.transpose(tf.reshape(kernel, [2, 2, 2, 2, channels, -1]), [0, 2, 1, 3, 4, 5]),
-                        [16 * channels, -1])
-    product = tf.matmul(tf.reshape(rows, [-1, 16 * channels]), matrix)
-    return tf.reshape(product, [tf.shape(inputs)[0], out_h, out_w, kernel.shape[-1]])
+    blocks = tf.nn.space_to_depth(padded, 2)  # depth order (dy, dx, c)
+    views = tf.stack([blocks[:, a:a + out_h, b:b + out_w] for a in (0, 1) for b in (0, 1)], axis=3)
+    views = tf.reshape(views, [batch, out_h, out_w, 2, 2, 2, 2, channels])  # (a, b, dy, dx, c)
+    rows = tf.reshape(tf.transpose(views, [0, 1, 2, 3, 5, 4, 6, 7]), [-1, 16 * channels])  # (a, dy, b, dx, c)
+    product = tf.matmul(rows, tf.reshape(kernel, [16 * channels, -1]))
+    return tf.reshape(product, [batch, out_h, out_w, kernel.shape[-1]])
 
 
 def stride2_transposed_conv_as_matmul(inputs: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:

@@ -24,6 +24,16 @@ from PIL import Image  # noqa: E402
 PhotoFolderFactory = Callable[..., Path]
 
 
+@pytest.fixture(autouse=True)
+def float32_policy_after_each_test() -> Iterator[None]:
+    """A Trainer sets Keras's global dtype policy for its precision (mixed_bfloat16 on a CPU with bf16); put the
+    default back, so that no test builds models under a policy an earlier one left."""
+    yield
+    import keras
+
+    keras.mixed_precision.set_global_policy("float32")
+
+
 @pytest.fixture(scope="session")
 def photo() -> np.ndarray:
     """A real colour photo, uint8 [150, 225, 3] (chelsea the cat at half size)."""
