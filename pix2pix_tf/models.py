@@ -163,7 +163,8 @@ def stride2_conv_as_matmul(inputs: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
     out_h, out_w = (height + 1) // 2, (width + 1) // 2
     padded = tf.pad(inputs, [[0, 0], [1, 1 + height % 2], [1, 1 + width % 2], [0, 0]])
     blocks = tf.nn.space_to_depth(padded, 2)  # depth order (dy, dx, c)
-    views = tf.stack([blocks[:, a:a + out_h, b:b + out_w] for a in (0, 1) for b in (0, 1)], axis=3)
+    # tf.slice, not Python slicing: its gradient is a pad, while a strided slice's is a scatter several times slower.
+    views = tf.stack([tf.slice(blocks, [0, a, b, 0], [-1, out_h, out_w, -1]) for a in (0, 1) for b in (0, 1)], axis=3)
     views = tf.reshape(views, [batch, out_h, out_w, 2, 2, 2, 2, channels])  # (a, b, dy, dx, c)
     rows = tf.reshape(tf.transpose(views, [0, 1, 2, 3, 5, 4, 6, 7]), [-1, 16 * channels])  # (a, dy, b, dx, c)
     product = tf.matmul(rows, tf.reshape(kernel, [16 * channels, -1]))
@@ -185,16 +186,20 @@ def stride2_transposed_conv_as_matmul(inputs: tf.Tensor, kernel: tf.Tensor) -> t
     patches = tf.matmul(tf.reshape(inputs, [-1, channels]), tf.reshape(kernel, [16 * filters, channels]),
                         transpose_b=True)
     patches = tf.reshape(patches, [batch, height, width, 2, 2, 2, 2, filters])  # kernel row (a, r), column (b, s)
-    blocks = tf.add_n([tf.pad(patches[:, :, :, a, :, b], [[0, 0], [a, 1 - a], [b, 1 - b], [0, 0], [0, 0], [0, 0]])
+    # The quarters come out of one transpose and an unstack, never strided slices, whose scatter gradients cost
+    # more than the matrix product; the crop is a tf.slice, whose gradient is a pad.
+    quarters = tf.unstack(tf.reshape(tf.transpose(patches, [3, 5, 0, 1, 2, 4, 6, 7]),
+                                     [4, batch, height, width, 2, 2, filters]))  # (a, b) order
+    blocks = tf.add_n([tf.pad(quarters[2 * a + b], [[0, 0], [a, 1 - a], [b, 1 - b], [0, 0], [0, 0], [0, 0]])
                        for a in (0, 1) for b in (0, 1)])  # [N, H + 1, W + 1, r, s, C_out]
     pixels = tf.reshape(tf.transpose(blocks, [0, 1, 3, 2, 4, 5]), [batch, 2 * height + 2, 2 * width + 2, filters])
-    return pixels[:, 1:-1, 1:-1]
+    return tf.slice(pixels, [0, 1, 1, 0], [-1, 2 * height, 2 * width, -1])
 
 
 class MatmulConv2D(layers.Conv2D):
     """A 4x4, stride-2, 'same' Conv2D computed by `stride2_conv_as_matmul`: the same variables and outputs (up to
-    summation order). On a CPU it is faster for the generator's innermost layers, small pictures with large
-    kernels, where oneDNN's per-call conversion of the kernel to its own layout costs more than the arithmetic."""
+    summation order). On a CPU it trains faster for the generator's inner layers, small pictures with large kernels,
+    where oneDNN's per-call conversion of the kernel to its own layout costs more than the arithmetic."""
 
     def convolution_op(self, inputs: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
         return stride2_conv_as_matmul(inputs, kernel)
@@ -202,7 +207,7 @@ class MatmulConv2D(layers.Conv2D):
 
 class MatmulConv2DTranspose(layers.Conv2DTranspose):
     """A bias-free, linear, 4x4, stride-2, 'same' Conv2DTranspose computed by `stride2_transposed_conv_as_matmul`:
-    the same variables and outputs (up to summation order), faster on a CPU for small pictures (`MatmulConv2D`)."""
+    the same variables and outputs (up to summation order), faster to train on a CPU (`MatmulConv2D`)."""
 
     def call(self, inputs: tf.Tensor) -> tf.Tensor:
         return stride2_transposed_conv_as_matmul(inputs, self.kernel)
@@ -211,9 +216,10 @@ class MatmulConv2DTranspose(layers.Conv2DTranspose):
 # Where the generator trains with the matrix-product forms above instead of oneDNN's (transposed) convolutions,
 # on a CPU (bench/README.md, "Inner layers as matrix products"): encoder layers whose input is at most this many
 # pixels on a side at the working size, and decoder layers whose input has at most this many pixels (batch x
-# height x width). Measured forward + backward per layer at 256 px, bf16: faster up to these sizes, slower above.
-MATMUL_MAX_ENCODER_SIDE = 8
-MATMUL_MAX_DECODER_PIXELS = 64
+# height x width). Measured forward + backward per layer, bf16, batch 1-16: encoder layers faster up to 32 px a
+# side, even at 64; decoder layers faster at every size measured, up to 32768 pixels (batch 2 at 128 px).
+MATMUL_MAX_ENCODER_SIDE = 32
+MATMUL_MAX_DECODER_PIXELS = 32768
 
 
 def use_matmul_forms() -> bool:
@@ -260,8 +266,9 @@ def up_block(x: keras.KerasTensor, filters: int, dropout: float, name: str,
 def build_generator(config: Config) -> keras.Model:
     """U-Net (skips on) or encoder-decoder (skips off) with depth log2(image_size).
 
-    On a CPU the innermost layers take their matrix-product forms (`MatmulConv2D`, `MatmulConv2DTranspose`,
-    chosen by their input size at `config.image_size` and `config.batch_size`): the same network and variables.
+    On a CPU the inner encoder layers and the decoder take their matrix-product forms (`MatmulConv2D`,
+    `MatmulConv2DTranspose`, chosen by their input size at `config.image_size` and `config.batch_size`): the same
+    network and variables.
     """
     in_ch, out_ch = channels_for(config)
     depth = generator_depth(config.image_size)
