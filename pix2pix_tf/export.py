@@ -213,9 +213,9 @@ def inference_generator(generator: keras.Model, image_size: int | None = None) -
       forward convolutions, whose weights oneDNN converts to its layout once per process when told the weights
       are frozen (`cli.assume_frozen_weights`), where it converts a transposed convolution's on every call. Both
       give the same numbers up to summation order.
-    * Training's matrix-product forms of the encoder's innermost layers (`models.MatmulConv2D`) become oneDNN's
-      convolutions again, faster for inference once their weights are converted; so do those of the decoder
-      where the rules above give them no other form.
+    * Training's forms of the encoder's inner layers (`models.MatmulConv2D`, `models.MatmulGradientConv2D`)
+      become oneDNN's convolutions again, faster for inference once their weights are converted; so do those of
+      the decoder where the rules above give them no other form.
     Returns `generator` itself when there is nothing to rewrite.
     """
     import keras
@@ -223,6 +223,7 @@ def inference_generator(generator: keras.Model, image_size: int | None = None) -
     from pix2pix_tf.models import (
         MatmulConv2D,
         MatmulConv2DTranspose,
+        MatmulGradientConv2D,
         PhaseDeconvolution,
         SubPixelDeconvolution,
         phase_kernels,
@@ -230,7 +231,8 @@ def inference_generator(generator: keras.Model, image_size: int | None = None) -
     )
 
     convolutions = (keras.layers.Conv2D, keras.layers.Conv2DTranspose)
-    plain_class = {MatmulConv2D: keras.layers.Conv2D, MatmulConv2DTranspose: keras.layers.Conv2DTranspose}
+    plain_class = {MatmulConv2D: keras.layers.Conv2D, MatmulGradientConv2D: keras.layers.Conv2D,
+                   MatmulConv2DTranspose: keras.layers.Conv2DTranspose}
 
     def stride2_4x4_same(layer: keras.layers.Layer) -> bool:
         return (isinstance(layer, keras.layers.Conv2DTranspose) and tuple(layer.strides) == (2, 2)

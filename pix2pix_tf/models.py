@@ -213,18 +213,76 @@ class MatmulConv2DTranspose(layers.Conv2DTranspose):
         return stride2_transposed_conv_as_matmul(inputs, self.kernel)
 
 
-# Where the generator trains with the matrix-product forms above instead of oneDNN's (transposed) convolutions,
-# on a CPU (bench/README.md, "Inner layers as matrix products"): encoder layers whose input is at most this many
+def conv_kernel_gradient_as_matmuls(inputs: tf.Tensor, output_gradient: tf.Tensor, strides: int) -> tf.Tensor:
+    """The kernel gradient of a 4x4, 'same' convolution of stride 1 or 2, as one matrix product per tap.
+
+    Stride 1: tap (i, j) met the padded input shifted by (i, j), so its [C_in, C_out] gradient is that view's
+    pixels (rows) transposed times the output gradient's. Stride 2: on the padded input's 2x2 blocks
+    (space_to_depth, as in `stride2_conv_as_matmul`) the convolution has stride 1 and 2x2 taps, each a
+    [4 C_in, C_out] product. Same multiply-adds as oneDNN's kernel gradient, which on a CPU runs at about two
+    thirds of the rate of its forward convolution (bench/README.md).
+    """
+    height, width, channels = tf.shape(inputs)[1], tf.shape(inputs)[2], inputs.shape[-1]
+    gradient_rows = tf.reshape(output_gradient, [-1, output_gradient.shape[-1]])
+    if strides == 1:  # TensorFlow's 'same' padding puts the odd pixel after
+        padded, taps, out_h, out_w = tf.pad(inputs, [[0, 0], [1, 2], [1, 2], [0, 0]]), 4, height, width
+    else:
+        padded = tf.nn.space_to_depth(tf.pad(inputs, [[0, 0], [1, 1 + height % 2], [1, 1 + width % 2], [0, 0]]), 2)
+        taps, out_h, out_w = 2, (height + 1) // 2, (width + 1) // 2
+    per_tap = [tf.matmul(tf.reshape(tf.slice(padded, [0, i, j, 0], [-1, out_h, out_w, -1]), [-1, padded.shape[-1]]),
+                         gradient_rows, transpose_a=True)
+               for i in range(taps) for j in range(taps)]
+    if strides == 1:
+        return tf.reshape(tf.stack(per_tap), [4, 4, channels, -1])
+    blocks = tf.reshape(tf.stack(per_tap), [2, 2, 2, 2, channels, -1])  # tap (a, b), then (dy, dx) in the block
+    return tf.reshape(tf.transpose(blocks, [0, 2, 1, 3, 4, 5]), [4, 4, channels, -1])  # kernel row 2a + dy
+
+
+class MatmulGradientConv2D(layers.Conv2D):
+    """A 4x4, 'same' Conv2D of stride 1 or 2 whose kernel gradient is `conv_kernel_gradient_as_matmuls`: the same
+    variables, outputs and input gradient as Keras's layer (oneDNN's convolutions), a faster kernel gradient on a
+    CPU for mid-sized pictures."""
+
+    def convolution_op(self, inputs: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
+        strides = self.strides[0]
+
+        @tf.custom_gradient
+        def convolve(x: tf.Tensor, k: tf.Tensor) -> tuple[tf.Tensor, Any]:  # k: a tensor, never the variable
+            def gradients(output_gradient: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+                input_gradient = tf.nn.conv2d_transpose(output_gradient, k, tf.shape(x), strides, "SAME")
+                return input_gradient, conv_kernel_gradient_as_matmuls(x, output_gradient, strides)
+            return tf.nn.conv2d(x, k, strides, "SAME"), gradients
+
+        return convolve(inputs, tf.convert_to_tensor(kernel))
+
+
+# Where the networks train with the matrix-product forms above instead of oneDNN's (transposed) convolutions, on
+# a CPU (bench/README.md, "Inner layers as matrix products"): encoder layers whose input is at most this many
 # pixels on a side at the working size, and decoder layers whose input has at most this many pixels (batch x
 # height x width). Measured forward + backward per layer, bf16, batch 1-16: encoder layers faster up to 32 px a
 # side, even at 64; decoder layers faster at every size measured, up to 32768 pixels (batch 2 at 128 px).
 MATMUL_MAX_ENCODER_SIDE = 32
 MATMUL_MAX_DECODER_PIXELS = 32768
+# Other convolutions fed at most this many pixels a side, and the stride-1 ones, take `MatmulGradientConv2D`:
+# its kernel gradient was 1.3x oneDNN's at 64 px and batch 1 or 4, the same at 128 px.
+MATMUL_GRADIENT_MAX_SIDE = 64
 
 
 def use_matmul_forms() -> bool:
     """The matrix-product forms are measured on CPUs only; a GPU keeps cuDNN's convolutions."""
     return not tf.config.list_physical_devices("GPU")
+
+
+def conv_class(fed_side: int, strides: int = 2) -> type[layers.Conv2D]:
+    """The form of a hidden 4x4 'same' convolution fed `fed_side` pixels a side at the working size that trains
+    fastest on this device: Keras's, `MatmulConv2D` or `MatmulGradientConv2D` (the same variables and outputs)."""
+    if not use_matmul_forms():
+        return layers.Conv2D
+    if strides == 2 and fed_side <= MATMUL_MAX_ENCODER_SIDE:
+        return MatmulConv2D
+    if strides == 1 or fed_side <= MATMUL_GRADIENT_MAX_SIDE:
+        return MatmulGradientConv2D
+    return layers.Conv2D
 
 
 def normalization(kind: str, name: str, synchronized: bool = False) -> layers.Layer:
@@ -237,10 +295,9 @@ def normalization(kind: str, name: str, synchronized: bool = False) -> layers.La
 
 
 def down_block(x: keras.KerasTensor, filters: int, norm: str, name: str, leaky: bool = True,
-               sync: bool = False, matmul: bool = False) -> keras.KerasTensor:
-    """Conv(4, stride 2) -> [Norm] -> LeakyReLU(0.2) (or ReLU, for the innermost block); `matmul`: the
-    convolution in its `MatmulConv2D` form."""
-    conv = MatmulConv2D if matmul else layers.Conv2D
+               sync: bool = False, conv: type[layers.Conv2D] = layers.Conv2D) -> keras.KerasTensor:
+    """Conv(4, stride 2) -> [Norm] -> LeakyReLU(0.2) (or ReLU, for the innermost block); `conv`: the convolution's
+    form (`conv_class`)."""
     x = conv(filters, KERNEL, strides=2, padding="same", kernel_initializer=init(),
              use_bias=norm == "none", name=f"{name}_conv")(x)
     if norm != "none":
@@ -266,17 +323,16 @@ def up_block(x: keras.KerasTensor, filters: int, dropout: float, name: str,
 def build_generator(config: Config) -> keras.Model:
     """U-Net (skips on) or encoder-decoder (skips off) with depth log2(image_size).
 
-    On a CPU the inner encoder layers and the decoder take their matrix-product forms (`MatmulConv2D`,
-    `MatmulConv2DTranspose`, chosen by their input size at `config.image_size` and `config.batch_size`): the same
+    On a CPU the encoder's convolutions after the first take the forms of `conv_class`, and the decoder's layers
+    `MatmulConv2DTranspose` (chosen by their input size at `config.image_size` and `config.batch_size`): the same
     network and variables.
     """
     in_ch, out_ch = channels_for(config)
     depth = generator_depth(config.image_size)
     skips_on = config.generator == "unet"
     filters = [min(config.ngf * 2**i, config.ngf * 8) for i in range(depth)]
-    matmul = use_matmul_forms()
-    encoder_matmul = [matmul and config.image_size >> i <= MATMUL_MAX_ENCODER_SIDE for i in range(depth)]
-    decoder_matmul = [matmul and config.batch_size * 4**i <= MATMUL_MAX_DECODER_PIXELS for i in range(depth - 1)]
+    decoder_matmul = [use_matmul_forms() and config.batch_size * 4**i <= MATMUL_MAX_DECODER_PIXELS
+                      for i in range(depth - 1)]
 
     inputs = keras.Input((None, None, in_ch), name="input_image")
     x = inputs
@@ -287,7 +343,7 @@ def build_generator(config: Config) -> keras.Model:
         innermost = i == depth - 1
         norm = "none" if i == 0 or innermost else "batch"
         x = down_block(x, f, norm, name=f"down{i + 1}", leaky=not innermost, sync=config.sync_batchnorm,
-                       matmul=encoder_matmul[i])
+                       conv=conv_class(config.image_size >> i) if i > 0 else layers.Conv2D)
         skips.append(x)
 
     for i, f in enumerate(reversed(filters[:-1])):
@@ -306,7 +362,8 @@ def build_discriminator(config: Config) -> keras.Model:
     """PatchGAN on the concatenated (input, target) pair; returns logits, one per patch.
 
     With d_layers=3 the receptive field is 70x70. Norm follows `d_norm`; `d_dropout` adds dropout after each
-    normalised block (the study's BN + dropout discriminator).
+    normalised block (the study's BN + dropout discriminator). The hidden convolutions take the forms of
+    `conv_class` (the same network and variables).
     """
     in_ch, out_ch = channels_for(config)
     source = keras.Input((None, None, in_ch), name="input_image")
@@ -317,8 +374,9 @@ def build_discriminator(config: Config) -> keras.Model:
     for i in range(1, config.d_layers + 1):
         filters = config.ndf * min(2**i, 8)
         strides = 2 if i < config.d_layers else 1
-        x = layers.Conv2D(filters, KERNEL, strides=strides, padding="same", kernel_initializer=init(),
-                          use_bias=config.d_norm == "none", name=f"d{i + 1}_conv")(x)
+        conv = conv_class(config.image_size >> i, strides)
+        x = conv(filters, KERNEL, strides=strides, padding="same", kernel_initializer=init(),
+                 use_bias=config.d_norm == "none", name=f"d{i + 1}_conv")(x)
         if config.d_norm != "none":
             x = normalization(config.d_norm, f"d{i + 1}_norm", config.sync_batchnorm)(x)
         if config.d_dropout > 0:

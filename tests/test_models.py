@@ -7,11 +7,13 @@ import tensorflow as tf
 
 from pix2pix_tf.config import Config
 from pix2pix_tf.models import (
+    MATMUL_GRADIENT_MAX_SIDE,
     MATMUL_MAX_DECODER_PIXELS,
     MATMUL_MAX_ENCODER_SIDE,
     FusedBatchNormalization,
     MatmulConv2D,
     MatmulConv2DTranspose,
+    MatmulGradientConv2D,
     PhaseDeconvolution,
     SubPixelDeconvolution,
     build_discriminator,
@@ -164,6 +166,33 @@ def test_matmul_forms_compute_the_convolutions(height: int, width: int, transpos
         np.testing.assert_allclose(have, want, atol=1e-5)
 
 
+@pytest.mark.parametrize("height, width", [(8, 8), (5, 7), (2, 3), (1, 1)])
+@pytest.mark.parametrize("strides", [1, 2])
+def test_matmul_gradient_form_gives_the_convolution_and_its_gradients(height: int, width: int, strides: int) -> None:
+    """MatmulGradientConv2D: Keras's 4x4 'same' Conv2D outputs and gradients (input, kernel, bias) from the same
+    variables, at stride 1 and 2, borders and odd sizes included."""
+    keras.utils.set_random_seed(0)
+    inputs = tf.random.normal([2, height, width, 5], seed=1)
+    options = {"filters": 6, "kernel_size": 4, "strides": strides, "padding": "same"}
+    plain, matmul = keras.layers.Conv2D(**options), MatmulGradientConv2D(**options)
+    plain.build(inputs.shape)
+    matmul.build(inputs.shape)
+    matmul.set_weights([w + 0.1 for w in plain.get_weights()])  # a non-zero bias
+    plain.set_weights(matmul.get_weights())
+
+    def run(layer: keras.layers.Layer) -> list[np.ndarray]:
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            outputs = layer(inputs)
+            loss = tf.reduce_sum(outputs * tf.cos(outputs))
+        return [t.numpy() for t in [outputs, *tape.gradient(loss, [inputs, layer.kernel, layer.bias])]]
+
+    expected, got = run(plain), run(matmul)
+    for want, have in zip(expected, got, strict=True):
+        assert have.shape == want.shape
+        np.testing.assert_allclose(have, want, atol=1e-5)
+
+
 def test_matmul_forms_compute_in_the_policy_dtype() -> None:
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
@@ -185,8 +214,20 @@ def test_generator_trains_its_innermost_layers_as_matrix_products_on_a_cpu(batch
     decoder = {k: type(generator.get_layer(f"up{k}_deconv")) for k in range(1, 8)}  # up k is fed 2 ** (7 - k) px
     assert [k for k, kind in encoder.items() if kind is MatmulConv2D] == [
         k for k in encoder if 512 >> k <= MATMUL_MAX_ENCODER_SIDE] == [4, 5, 6, 7, 8]
-    assert all(kind is keras.layers.Conv2D for k, kind in encoder.items() if k < 4)
+    assert [k for k, kind in encoder.items() if kind is MatmulGradientConv2D] == [
+        k for k in encoder if MATMUL_MAX_ENCODER_SIDE < 512 >> k <= MATMUL_GRADIENT_MAX_SIDE] == [3]
+    assert all(kind is keras.layers.Conv2D for k, kind in encoder.items() if k < 3)
     expected_decoder = [k for k in decoder if batch_size * 4 ** (7 - k) <= MATMUL_MAX_DECODER_PIXELS]
     assert [k for k, kind in decoder.items() if kind is MatmulConv2DTranspose] == expected_decoder
     assert expected_decoder == ([1, 2, 3, 4, 5, 6, 7] if batch_size == 1 else [2, 3, 4, 5, 6, 7])
     assert all(kind is keras.layers.Conv2DTranspose for k, kind in decoder.items() if k not in expected_decoder)
+
+
+def test_discriminator_trains_its_stride1_and_mid_sized_convolutions_with_matmul_kernel_gradients() -> None:
+    """At 256 px on a CPU: d4 (stride 1) and d3 (fed 64 px) take MatmulGradientConv2D, d2 (fed 128 px) and the
+    1-channel logits stay Keras's; the network keeps the paper's parameter count."""
+    discriminator = build_discriminator(Config(image_size=256))
+    kinds = {name: type(discriminator.get_layer(name)) for name in ("d2_conv", "d3_conv", "d4_conv", "logits_conv")}
+    assert kinds == {"d2_conv": keras.layers.Conv2D, "d3_conv": MatmulGradientConv2D,
+                     "d4_conv": MatmulGradientConv2D, "logits_conv": keras.layers.Conv2D}
+    assert trainable_count(discriminator) == DISCRIMINATOR_PARAMS
