@@ -206,11 +206,14 @@ class MatmulConv2D(layers.Conv2D):
 
 
 class MatmulConv2DTranspose(layers.Conv2DTranspose):
-    """A bias-free, linear, 4x4, stride-2, 'same' Conv2DTranspose computed by `stride2_transposed_conv_as_matmul`:
-    the same variables and outputs (up to summation order), faster to train on a CPU (`MatmulConv2D`)."""
+    """A 4x4, stride-2, 'same' Conv2DTranspose computed by `stride2_transposed_conv_as_matmul`: the same variables
+    and outputs (up to summation order), faster to train on a CPU (`MatmulConv2D`)."""
 
     def call(self, inputs: tf.Tensor) -> tf.Tensor:
-        return stride2_transposed_conv_as_matmul(inputs, self.kernel)
+        outputs = stride2_transposed_conv_as_matmul(inputs, self.kernel)
+        if self.use_bias:
+            outputs = tf.nn.bias_add(outputs, self.bias)
+        return outputs if self.activation is None else self.activation(outputs)
 
 
 def conv_kernel_gradient_as_matmuls(inputs: tf.Tensor, output_gradient: tf.Tensor, strides: int) -> tf.Tensor:
@@ -256,16 +259,15 @@ class MatmulGradientConv2D(layers.Conv2D):
         return convolve(inputs, tf.convert_to_tensor(kernel))
 
 
-# Where the networks train with the matrix-product forms above instead of oneDNN's (transposed) convolutions, on
-# a CPU (bench/README.md, "Inner layers as matrix products"): encoder layers whose input is at most this many
-# pixels on a side at the working size, and decoder layers whose input has at most this many pixels (batch x
-# height x width). Measured forward + backward per layer, bf16, batch 1-16: encoder layers faster up to 32 px a
-# side, even at 64; decoder layers faster at every size measured, up to 32768 pixels (batch 2 at 128 px).
-MATMUL_MAX_ENCODER_SIDE = 32
-MATMUL_MAX_DECODER_PIXELS = 32768
-# Other convolutions fed at most this many pixels a side, and the stride-1 ones, take `MatmulGradientConv2D`:
-# its kernel gradient was 1.3x oneDNN's at 64 px and batch 1 or 4, the same at 128 px.
-MATMUL_GRADIENT_MAX_SIDE = 64
+# Where the networks train with the forms above instead of oneDNN's (transposed) convolutions, on a CPU
+# (bench/README.md, "Inner layers as matrix products"). Measured forward + backward per layer, bf16, batch 1-8:
+# `MatmulConv2D` is fastest for a stride-2 convolution fed at most MATMUL_MAX_ENCODER_PIXELS (batch x height x
+# width, at the working size); `MatmulGradientConv2D` for the larger ones fed up to MATMUL_GRADIENT_MAX_SIDE px a
+# side, and for stride 1; `MatmulConv2DTranspose` for a decoder layer fed at most MATMUL_MAX_DECODER_PIXELS (at
+# 4096, oneDNN's transposed convolution was as fast at batch 4 and faster at batch 1, and beyond that faster).
+MATMUL_MAX_ENCODER_PIXELS = 1024
+MATMUL_GRADIENT_MAX_SIDE = 128
+MATMUL_MAX_DECODER_PIXELS = 2048
 
 
 def use_matmul_forms() -> bool:
@@ -273,12 +275,13 @@ def use_matmul_forms() -> bool:
     return not tf.config.list_physical_devices("GPU")
 
 
-def conv_class(fed_side: int, strides: int = 2) -> type[layers.Conv2D]:
-    """The form of a hidden 4x4 'same' convolution fed `fed_side` pixels a side at the working size that trains
-    fastest on this device: Keras's, `MatmulConv2D` or `MatmulGradientConv2D` (the same variables and outputs)."""
+def conv_class(fed_side: int, batch_size: int, strides: int = 2) -> type[layers.Conv2D]:
+    """The form of a hidden 4x4 'same' convolution (at least 64 input channels) fed `fed_side` pixels a side at
+    the working size that trains fastest on this device: Keras's, `MatmulConv2D` or `MatmulGradientConv2D` (the
+    same variables and outputs)."""
     if not use_matmul_forms():
         return layers.Conv2D
-    if strides == 2 and fed_side <= MATMUL_MAX_ENCODER_SIDE:
+    if strides == 2 and batch_size * fed_side**2 <= MATMUL_MAX_ENCODER_PIXELS:
         return MatmulConv2D
     if strides == 1 or fed_side <= MATMUL_GRADIENT_MAX_SIDE:
         return MatmulGradientConv2D
@@ -343,7 +346,7 @@ def build_generator(config: Config) -> keras.Model:
         innermost = i == depth - 1
         norm = "none" if i == 0 or innermost else "batch"
         x = down_block(x, f, norm, name=f"down{i + 1}", leaky=not innermost, sync=config.sync_batchnorm,
-                       conv=conv_class(config.image_size >> i) if i > 0 else layers.Conv2D)
+                       conv=conv_class(config.image_size >> i, config.batch_size) if i > 0 else layers.Conv2D)
         skips.append(x)
 
     for i, f in enumerate(reversed(filters[:-1])):
@@ -352,8 +355,9 @@ def build_generator(config: Config) -> keras.Model:
         if skips_on:
             x = layers.Concatenate(name=f"skip{depth - 1 - i}")([x, skips[depth - 2 - i]])
 
-    x = layers.Conv2DTranspose(out_ch, KERNEL, strides=2, padding="same", kernel_initializer=init(),
-                               name="output_deconv")(x)
+    # The output layer's matrix-product form trained 1.2-1.4x as fast at 128 px (few output channels, small patches).
+    output_deconv = MatmulConv2DTranspose if use_matmul_forms() else layers.Conv2DTranspose
+    x = output_deconv(out_ch, KERNEL, strides=2, padding="same", kernel_initializer=init(), name="output_deconv")(x)
     outputs = layers.Activation("tanh", dtype="float32", name="output")(x)
     return keras.Model(inputs, outputs, name=f"{config.generator}_generator")
 
@@ -374,7 +378,7 @@ def build_discriminator(config: Config) -> keras.Model:
     for i in range(1, config.d_layers + 1):
         filters = config.ndf * min(2**i, 8)
         strides = 2 if i < config.d_layers else 1
-        conv = conv_class(config.image_size >> i, strides)
+        conv = conv_class(config.image_size >> i, config.batch_size, strides)
         x = conv(filters, KERNEL, strides=strides, padding="same", kernel_initializer=init(),
                  use_bias=config.d_norm == "none", name=f"d{i + 1}_conv")(x)
         if config.d_norm != "none":

@@ -9,7 +9,7 @@ from pix2pix_tf.config import Config
 from pix2pix_tf.models import (
     MATMUL_GRADIENT_MAX_SIDE,
     MATMUL_MAX_DECODER_PIXELS,
-    MATMUL_MAX_ENCODER_SIDE,
+    MATMUL_MAX_ENCODER_PIXELS,
     FusedBatchNormalization,
     MatmulConv2D,
     MatmulConv2DTranspose,
@@ -143,22 +143,23 @@ def test_phase_form_computes_the_transposed_convolution(height: int, width: int)
 @pytest.mark.parametrize("transposed", [False, True])
 def test_matmul_forms_compute_the_convolutions(height: int, width: int, transposed: bool) -> None:
     """MatmulConv2D and MatmulConv2DTranspose give Keras's stride-2 4x4 'same' Conv2D / Conv2DTranspose outputs and
-    gradients (input and kernel) from the same variables, borders and odd sizes included."""
+    gradients (input, kernel and bias) from the same variables, borders and odd sizes included."""
     keras.utils.set_random_seed(0)
     inputs = tf.random.normal([2, height, width, 5], seed=1)
-    options = {"filters": 6, "kernel_size": 4, "strides": 2, "padding": "same", "use_bias": False}
+    options = {"filters": 6, "kernel_size": 4, "strides": 2, "padding": "same", "use_bias": True}
     plain = (keras.layers.Conv2DTranspose if transposed else keras.layers.Conv2D)(**options)
     matmul = (MatmulConv2DTranspose if transposed else MatmulConv2D)(**options)
     plain.build(inputs.shape)
     matmul.build(inputs.shape)
-    matmul.set_weights(plain.get_weights())
+    matmul.set_weights([w + 0.1 for w in plain.get_weights()])  # a non-zero bias
+    plain.set_weights(matmul.get_weights())
 
     def run(layer: keras.layers.Layer) -> list[np.ndarray]:
         with tf.GradientTape() as tape:
             tape.watch(inputs)
             outputs = layer(inputs)
             loss = tf.reduce_sum(outputs * tf.cos(outputs))
-        return [t.numpy() for t in [outputs, *tape.gradient(loss, [inputs, layer.kernel])]]
+        return [t.numpy() for t in [outputs, *tape.gradient(loss, [inputs, layer.kernel, layer.bias])]]
 
     expected, got = run(plain), run(matmul)
     assert got[0].shape == expected[0].shape
@@ -205,29 +206,34 @@ def test_matmul_forms_compute_in_the_policy_dtype() -> None:
         keras.mixed_precision.set_global_policy("float32")
 
 
-@pytest.mark.parametrize("batch_size", [1, 16])
-def test_generator_trains_its_innermost_layers_as_matrix_products_on_a_cpu(batch_size: int) -> None:
-    """At 256 px: encoder layers fed at most MATMUL_MAX_ENCODER_SIDE pixels a side, and decoder layers fed at most
-    MATMUL_MAX_DECODER_PIXELS pixels per batch, take the matrix-product forms; the others stay convolutions."""
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_generator_trains_with_the_fastest_form_of_each_layer_on_a_cpu(batch_size: int) -> None:
+    """At 256 px: encoder layers after the first fed at most MATMUL_MAX_ENCODER_PIXELS pixels per batch take
+    MatmulConv2D, the others fed up to MATMUL_GRADIENT_MAX_SIDE a side MatmulGradientConv2D; decoder layers fed at
+    most MATMUL_MAX_DECODER_PIXELS, and the output layer, MatmulConv2DTranspose; the rest stay Keras's."""
     generator = build_generator(Config(image_size=256, batch_size=batch_size, ngf=8))
     encoder = {k: type(generator.get_layer(f"down{k}_conv")) for k in range(1, 9)}  # down k is fed 512 >> k px
     decoder = {k: type(generator.get_layer(f"up{k}_deconv")) for k in range(1, 8)}  # up k is fed 2 ** (7 - k) px
-    assert [k for k, kind in encoder.items() if kind is MatmulConv2D] == [
-        k for k in encoder if 512 >> k <= MATMUL_MAX_ENCODER_SIDE] == [4, 5, 6, 7, 8]
-    assert [k for k, kind in encoder.items() if kind is MatmulGradientConv2D] == [
-        k for k in encoder if MATMUL_MAX_ENCODER_SIDE < 512 >> k <= MATMUL_GRADIENT_MAX_SIDE] == [3]
-    assert all(kind is keras.layers.Conv2D for k, kind in encoder.items() if k < 3)
+    matmul = [k for k in encoder if k > 1 and batch_size * (512 >> k) ** 2 <= MATMUL_MAX_ENCODER_PIXELS]
+    gradient = [k for k in encoder if k > 1 and k not in matmul and 512 >> k <= MATMUL_GRADIENT_MAX_SIDE]
+    assert (matmul, gradient) == (([4, 5, 6, 7, 8], [2, 3]) if batch_size == 1 else ([5, 6, 7, 8], [2, 3, 4]))
+    assert [k for k, kind in encoder.items() if kind is MatmulConv2D] == matmul
+    assert [k for k, kind in encoder.items() if kind is MatmulGradientConv2D] == gradient
+    assert encoder[1] is keras.layers.Conv2D
     expected_decoder = [k for k in decoder if batch_size * 4 ** (7 - k) <= MATMUL_MAX_DECODER_PIXELS]
+    assert expected_decoder == ([2, 3, 4, 5, 6, 7] if batch_size == 1 else [3, 4, 5, 6, 7])
     assert [k for k, kind in decoder.items() if kind is MatmulConv2DTranspose] == expected_decoder
-    assert expected_decoder == ([1, 2, 3, 4, 5, 6, 7] if batch_size == 1 else [2, 3, 4, 5, 6, 7])
     assert all(kind is keras.layers.Conv2DTranspose for k, kind in decoder.items() if k not in expected_decoder)
+    assert type(generator.get_layer("output_deconv")) is MatmulConv2DTranspose
+    assert trainable_count(build_generator(Config(image_size=256, batch_size=batch_size))) == GENERATOR_PARAMS[256]
 
 
 def test_discriminator_trains_its_stride1_and_mid_sized_convolutions_with_matmul_kernel_gradients() -> None:
-    """At 256 px on a CPU: d4 (stride 1) and d3 (fed 64 px) take MatmulGradientConv2D, d2 (fed 128 px) and the
-    1-channel logits stay Keras's; the network keeps the paper's parameter count."""
+    """At 256 px on a CPU: d2 and d3 (fed 128 and 64 px) and d4 (stride 1) take MatmulGradientConv2D, the first
+    convolution (6 input channels) and the 1-channel logits stay Keras's; the paper's parameter count is kept."""
     discriminator = build_discriminator(Config(image_size=256))
-    kinds = {name: type(discriminator.get_layer(name)) for name in ("d2_conv", "d3_conv", "d4_conv", "logits_conv")}
-    assert kinds == {"d2_conv": keras.layers.Conv2D, "d3_conv": MatmulGradientConv2D,
+    kinds = {name: type(discriminator.get_layer(name))
+             for name in ("d1_conv", "d2_conv", "d3_conv", "d4_conv", "logits_conv")}
+    assert kinds == {"d1_conv": keras.layers.Conv2D, "d2_conv": MatmulGradientConv2D, "d3_conv": MatmulGradientConv2D,
                      "d4_conv": MatmulGradientConv2D, "logits_conv": keras.layers.Conv2D}
     assert trainable_count(discriminator) == DISCRIMINATOR_PARAMS
