@@ -140,42 +140,20 @@ def test_phase_form_computes_the_transposed_convolution(height: int, width: int)
 
 
 @pytest.mark.parametrize("height, width", [(8, 8), (5, 7), (2, 3), (1, 1)])
-@pytest.mark.parametrize("transposed", [False, True])
-def test_matmul_forms_compute_the_convolutions(height: int, width: int, transposed: bool) -> None:
-    """MatmulConv2D and MatmulConv2DTranspose give Keras's stride-2 4x4 'same' Conv2D / Conv2DTranspose outputs and
+@pytest.mark.parametrize("plain_class, form, strides", [
+    (keras.layers.Conv2D, MatmulConv2D, 2),
+    (keras.layers.Conv2DTranspose, MatmulConv2DTranspose, 2),
+    (keras.layers.Conv2D, MatmulGradientConv2D, 1),
+    (keras.layers.Conv2D, MatmulGradientConv2D, 2),
+])
+def test_training_forms_compute_the_convolutions(height: int, width: int, plain_class: type, form: type,
+                                                 strides: int) -> None:
+    """MatmulConv2D, MatmulConv2DTranspose and MatmulGradientConv2D give Keras's 4x4 'same' layer's outputs and
     gradients (input, kernel and bias) from the same variables, borders and odd sizes included."""
     keras.utils.set_random_seed(0)
     inputs = tf.random.normal([2, height, width, 5], seed=1)
-    options = {"filters": 6, "kernel_size": 4, "strides": 2, "padding": "same", "use_bias": True}
-    plain = (keras.layers.Conv2DTranspose if transposed else keras.layers.Conv2D)(**options)
-    matmul = (MatmulConv2DTranspose if transposed else MatmulConv2D)(**options)
-    plain.build(inputs.shape)
-    matmul.build(inputs.shape)
-    matmul.set_weights([w + 0.1 for w in plain.get_weights()])  # a non-zero bias
-    plain.set_weights(matmul.get_weights())
-
-    def run(layer: keras.layers.Layer) -> list[np.ndarray]:
-        with tf.GradientTape() as tape:
-            tape.watch(inputs)
-            outputs = layer(inputs)
-            loss = tf.reduce_sum(outputs * tf.cos(outputs))
-        return [t.numpy() for t in [outputs, *tape.gradient(loss, [inputs, layer.kernel, layer.bias])]]
-
-    expected, got = run(plain), run(matmul)
-    assert got[0].shape == expected[0].shape
-    for want, have in zip(expected, got, strict=True):
-        np.testing.assert_allclose(have, want, atol=1e-5)
-
-
-@pytest.mark.parametrize("height, width", [(8, 8), (5, 7), (2, 3), (1, 1)])
-@pytest.mark.parametrize("strides", [1, 2])
-def test_matmul_gradient_form_gives_the_convolution_and_its_gradients(height: int, width: int, strides: int) -> None:
-    """MatmulGradientConv2D: Keras's 4x4 'same' Conv2D outputs and gradients (input, kernel, bias) from the same
-    variables, at stride 1 and 2, borders and odd sizes included."""
-    keras.utils.set_random_seed(0)
-    inputs = tf.random.normal([2, height, width, 5], seed=1)
-    options = {"filters": 6, "kernel_size": 4, "strides": strides, "padding": "same"}
-    plain, matmul = keras.layers.Conv2D(**options), MatmulGradientConv2D(**options)
+    options = {"filters": 6, "kernel_size": 4, "strides": strides, "padding": "same", "use_bias": True}
+    plain, matmul = plain_class(**options), form(**options)
     plain.build(inputs.shape)
     matmul.build(inputs.shape)
     matmul.set_weights([w + 0.1 for w in plain.get_weights()])  # a non-zero bias
