@@ -260,7 +260,7 @@ class MatmulGradientConv2D(layers.Conv2D):
 
 
 # Where the networks train with the forms above instead of oneDNN's (transposed) convolutions, on a CPU
-# (bench/README.md, "Inner layers as matrix products"). Measured forward + backward per layer, bf16, batch 1-8:
+# (bench/README.md, "Every layer in its fastest form"). Measured forward + backward per layer, bf16, batch 1-8:
 # `MatmulConv2D` is fastest for a stride-2 convolution fed at most MATMUL_MAX_ENCODER_PIXELS (batch x height x
 # width, at the working size); `MatmulGradientConv2D` for the larger ones fed up to MATMUL_GRADIENT_MAX_SIDE px a
 # side, and for stride 1; `MatmulConv2DTranspose` for a decoder layer fed at most MATMUL_MAX_DECODER_PIXELS (at

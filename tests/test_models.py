@@ -173,13 +173,24 @@ def test_training_forms_compute_the_convolutions(height: int, width: int, plain_
 
 
 def test_matmul_forms_compute_in_the_policy_dtype() -> None:
+    """Under mixed_bfloat16 the training forms compute in bfloat16 from float32 variables, and the per-tap kernel
+    gradient of MatmulGradientConv2D reaches its float32 kernel with the kernel's shape."""
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
         conv, deconv = MatmulConv2D(4, 4, strides=2, padding="same"), MatmulConv2DTranspose(4, 4, strides=2,
                                                                                           padding="same")
+        gradient_conv = MatmulGradientConv2D(4, 4, strides=1, padding="same")
         assert conv(tf.zeros([1, 4, 4, 3])).dtype == tf.bfloat16
         assert deconv(tf.zeros([1, 4, 4, 3])).dtype == tf.bfloat16
-        assert conv.kernel.dtype == deconv.kernel.dtype == "float32"
+        inputs = tf.random.normal([1, 5, 5, 3], seed=2)
+        with tf.GradientTape() as tape:
+            outputs = gradient_conv(inputs)
+            loss = tf.reduce_sum(tf.cast(outputs, tf.float32) ** 2)
+        kernel_gradient = tape.gradient(loss, gradient_conv.kernel)
+        assert outputs.dtype == tf.bfloat16
+        assert kernel_gradient.dtype == tf.float32 and kernel_gradient.shape == (4, 4, 3, 4)
+        assert float(tf.reduce_max(tf.abs(kernel_gradient))) > 0
+        assert conv.kernel.dtype == deconv.kernel.dtype == gradient_conv.kernel.dtype == "float32"
     finally:
         keras.mixed_precision.set_global_policy("float32")
 
