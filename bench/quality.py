@@ -1,6 +1,6 @@
 """Colour quality on photos no model trained on: the default recipe beside the grey copy and the RGB recipe.
 
-    python bench/quality.py [--budget 60] [--train-dir DIR | --train-set dev|wide] [--image-size 128]
+    python bench/quality.py [--budget 60] [--train-dir DIR | --train-set dev|wide|all] [--image-size 128]
                             [--out runs/quality] [--toy]
                             [any train.py flag, given to both trainings]
 
@@ -16,7 +16,9 @@ colour photos bundled with scikit-image and scikit-learn, written to OUT/test_ph
 by tile). Training photos: `--train-dir`, else `--train-set`: `dev` (default), the dev photos that
 `../shared/data/get-dev-photos` fetches, or `wide`, those plus 28 more varied real photos, none of them a
 test photo: 3 of Debian's plasma-workspace-wallpapers (`apt-get download`), 24 OpenCV sample photos (from
-the opencv-python source archive on PyPI, checked against its SHA-256) and matplotlib's grace_hopper.jpg.
+the opencv-python source archive on PyPI, checked against its SHA-256) and matplotlib's grace_hopper.jpg; or
+`all`, those plus 131 photos of animals, monuments, musicians, sea floors and objects from the educational
+suite GCompris (Debian's gcompris-qt-data, read out of its compiled Qt resource bundles).
 `--toy` is the smoke test: a few seconds of training at 64 px on scikit-image's photos, tested on
 scikit-learn's china and flower.
 
@@ -27,16 +29,19 @@ figures OUT/quality_model.png and OUT/quality_rgb_recipe.png.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import platform
 import shutil
+import struct
 import subprocess
 import sys
 import tarfile
 import tempfile
 import time
 import urllib.request
+import zlib
 from hashlib import sha256
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -59,6 +64,14 @@ OPENCV_PHOTOS = ("aero1.jpg", "aloeL.jpg", "apple.jpg", "baboon.jpg", "board.jpg
 PLASMA_PACKAGE = "plasma-workspace-wallpapers"
 # The package's real colour photos not in dev (its foggy ColdRipple is skipped by the folder source as colourless).
 PLASMA_PHOTOS = ("ColorfulCups", "DarkestHour", "Kite")
+GCOMPRIS_PACKAGE = "gcompris-qt-data"
+# The educational suite's activities whose pictures are real photos (animals, monuments, musicians, sea floors,
+# objects); the others hold drawings and paintings. Kept: WebP pictures at least GCOMPRIS_MIN_SIDE px on their
+# short side, except under GCOMPRIS_COPIES (categorization's crops of explore_monuments' photos).
+GCOMPRIS_ACTIVITIES = ("erase", "explore_farm_animals", "explore_world_animals", "explore_monuments",
+                       "explore_world_music", "clickgame", "categorization")
+GCOMPRIS_MIN_SIDE = 256
+GCOMPRIS_COPIES = "/images/monuments/"
 TOY_BUDGET = 0.01  # minutes: the first step, then a clean stop
 TOY_IMAGE_SIZE = 64
 RECIPES = {"model": [], "rgb_recipe": ["--color-space", "rgb", "--chroma-scale", "1"]}
@@ -129,19 +142,76 @@ def opencv_photos(folder: Path, archive: Path) -> None:
         raise SystemExit(f"{archive} lacks the sample photos {', '.join(missing)}")
 
 
+def debian_package(name: str, scratch: Path) -> Path:
+    """Debian's package `name` downloaded (`apt-get download`) and unpacked, not installed, under `scratch`."""
+    try:
+        subprocess.run(["apt-get", "download", name], cwd=scratch, check=True, capture_output=True)
+        package = next(scratch.glob(f"{name}_*.deb"))
+        subprocess.run(["dpkg-deb", "-x", str(package), str(scratch / "root")], check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError, StopIteration) as error:
+        raise SystemExit(f"could not fetch the Debian package {name} ({error}); pass --train-dir with a folder of "
+                         "photos instead") from None
+    return scratch / "root"
+
+
 def plasma_photos(folder: Path) -> None:
     """Copy PLASMA_PHOTOS out of Debian's plasma-workspace-wallpapers package into `folder` as NAME.jpg."""
     with tempfile.TemporaryDirectory() as scratch:
-        try:
-            subprocess.run(["apt-get", "download", PLASMA_PACKAGE], cwd=scratch, check=True, capture_output=True)
-            package = next(Path(scratch).glob("*.deb"))
-            subprocess.run(["dpkg-deb", "-x", str(package), scratch], check=True, capture_output=True)
-        except (OSError, subprocess.CalledProcessError, StopIteration) as error:
-            raise SystemExit(f"could not fetch the Debian package {PLASMA_PACKAGE} ({error}); pass --train-dir "
-                             "with a folder of photos instead") from None
+        root = debian_package(PLASMA_PACKAGE, Path(scratch))
         for name in PLASMA_PHOTOS:
-            image = Path(scratch) / "usr/share/wallpapers" / name / "contents/images/2560x1600.jpg"
-            shutil.copy(image, folder / f"{name}.jpg")
+            shutil.copy(root / "usr/share/wallpapers" / name / "contents/images/2560x1600.jpg", folder / f"{name}.jpg")
+
+
+def read_qt_resources(bundle: bytes) -> dict[str, bytes]:
+    """Path -> contents of every file in a compiled Qt resource bundle (.rcc, format 1-3, zlib or no compression).
+
+    Layout: "qres", then the format and the offsets of the node tree, the contents and the names (big-endian).
+    A node is its name's offset and flags, then a directory's child count and first child, or a file's locale
+    and contents offset (format 2 on adds 8 bytes of modification time); contents are a size and the bytes, which
+    zlib-compressed files precede with their own 4-byte length.
+    """
+    if bundle[:4] != b"qres":
+        raise ValueError("not a compiled Qt resource bundle")
+    version, tree, contents, names = struct.unpack_from(">IIII", bundle, 4)
+    node_size = 14 if version == 1 else 22
+
+    def name_at(offset: int) -> str:
+        (length,) = struct.unpack_from(">H", bundle, names + offset)
+        return bundle[names + offset + 6:names + offset + 6 + 2 * length].decode("utf-16-be")
+
+    files: dict[str, bytes] = {}
+    pending = [(0, "")]
+    while pending:
+        index, path = pending.pop()
+        node = tree + index * node_size
+        name_offset, flags = struct.unpack_from(">IH", bundle, node)
+        name = f"{path}/{name_at(name_offset)}" if index else ""
+        if flags & 2:  # a directory
+            count, first = struct.unpack_from(">II", bundle, node + 6)
+            pending += [(child, name) for child in range(first, first + count)]
+            continue
+        (offset,) = struct.unpack_from(">I", bundle, node + 10)
+        (size,) = struct.unpack_from(">I", bundle, contents + offset)
+        payload = bundle[contents + offset + 4:contents + offset + 4 + size]
+        if flags & 4:
+            raise ValueError(f"{name} is zstd-compressed, which this reader does not decode")
+        files[name.lstrip("/")] = zlib.decompress(payload[4:]) if flags & 1 else payload
+    return files
+
+
+def gcompris_photos(folder: Path) -> None:
+    """Copy the photos of GCOMPRIS_ACTIVITIES out of Debian's gcompris-qt-data package into `folder` as
+    gcompris_ACTIVITY_NAME.webp."""
+    from PIL import Image
+
+    with tempfile.TemporaryDirectory() as scratch:
+        root = debian_package(GCOMPRIS_PACKAGE, Path(scratch))
+        for activity in GCOMPRIS_ACTIVITIES:
+            bundle = (root / "usr/share/gcompris-qt/rcc" / f"{activity}.rcc").read_bytes()
+            for path, payload in read_qt_resources(bundle).items():
+                if (path.endswith(".webp") and GCOMPRIS_COPIES not in path
+                        and min(Image.open(io.BytesIO(payload)).size) >= GCOMPRIS_MIN_SIDE):
+                    (folder / f"gcompris_{activity}_{PurePosixPath(path).stem}.webp").write_bytes(payload)
 
 
 def wide_photos(folder: Path, opencv_url: str = OPENCV_SDIST) -> Path:
@@ -156,6 +226,17 @@ def wide_photos(folder: Path, opencv_url: str = OPENCV_SDIST) -> Path:
     opencv_photos(folder, fetch(opencv_url, OPENCV_SHA256, folder.parent / "downloads" / Path(opencv_url).name))
     shutil.copy(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False), hopper)
     return folder
+
+
+def all_photos(folder: Path) -> Path:
+    """The photos of `--train-set wide` plus GCompris's (module docstring), fetched into `folder` once."""
+    if not any(folder.glob("gcompris_*.webp")):
+        wide_photos(folder)
+        gcompris_photos(folder)
+    return folder
+
+
+TRAIN_SETS = {"dev": dev_photos, "wide": wide_photos, "all": all_photos}
 
 
 def machine() -> str:
@@ -231,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench/quality.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--budget", type=float, default=60.0, help="training minutes per model (default 60)")
     parser.add_argument("--train-dir", type=Path, help="folder of training photos (default: --train-set's)")
-    parser.add_argument("--train-set", choices=("dev", "wide"), default="dev",
+    parser.add_argument("--train-set", choices=tuple(TRAIN_SETS), default="dev",
                         help="photos fetched for training when no --train-dir is given (default dev)")
     parser.add_argument("--image-size", type=int, default=128, help="working size (default 128 for CPU)")
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "quality", help="report folder")
@@ -251,8 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         train_dir = args.train_dir or copy_photos(bundled_photos(SKIMAGE_TEST, "skimage"), out / "train_photos")
         test_dir = copy_photos(bundled_photos(SKLEARN_TEST, "sklearn"), out / "test_photos")
     else:
-        fetch_photos = wide_photos if args.train_set == "wide" else dev_photos
-        train_dir = args.train_dir or fetch_photos(out / f"{args.train_set}_photos")
+        train_dir = args.train_dir or TRAIN_SETS[args.train_set](out / f"{args.train_set}_photos")
         test_dir = copy_photos(bundled_photos(SKIMAGE_TEST, "skimage") | bundled_photos(SKLEARN_TEST, "sklearn"),
                                out / "test_photos")
     train_dir = Path(train_dir).resolve()

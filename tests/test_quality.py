@@ -5,7 +5,9 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import struct
 import tarfile
+import zlib
 from hashlib import sha256
 from pathlib import Path
 from types import ModuleType
@@ -15,6 +17,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import Server
+from PIL import Image
 
 from pix2pix_tf import color
 from pix2pix_tf.calibration import SCALE_GRID, choose_scale
@@ -179,3 +182,82 @@ def test_wide_set_takes_only_the_listed_opencv_photos_from_the_checked_download(
     assert not (tmp_path / "other.tar.gz").exists()
     with pytest.raises(SystemExit, match="place that file at"):
         bench.fetch(f"{closed_url}/opencv.tar.gz", digest, tmp_path / "offline.tar.gz")
+
+
+def qt_resource_bundle(files: dict[str, bytes], compressed: frozenset[str] = frozenset()) -> bytes:
+    """A compiled Qt resource bundle (format 2) holding `files` (path -> contents); `compressed` paths as zlib."""
+    tree: dict = {}
+    for path in files:
+        *folders, name = path.split("/")
+        node = tree
+        for folder in folders:
+            node = node.setdefault(folder, {})
+        node[name] = path
+    nodes: list[bytes] = [b""]
+    names, contents = bytearray(), bytearray()
+
+    def name_offset(name: str) -> int:
+        names.extend(struct.pack(">HI", len(name), 0) + name.encode("utf-16-be"))
+        return len(names) - 6 - 2 * len(name)
+
+    def directory(name: str, entries: dict, index: int) -> None:
+        """Node `index` as a directory whose children take the next len(entries) nodes (theirs come after)."""
+        first = len(nodes)
+        nodes[index] = struct.pack(">IHII", name_offset(name), 2, len(entries), first) + bytes(8)
+        nodes.extend(b"" for _ in entries)
+        for child_index, (child, entry) in enumerate(entries.items(), start=first):
+            if isinstance(entry, dict):
+                directory(child, entry, child_index)
+                continue
+            payload = files[entry]
+            if entry in compressed:
+                payload = struct.pack(">I", len(payload)) + zlib.compress(payload)
+            nodes[child_index] = struct.pack(">IHHHI", name_offset(child), int(entry in compressed), 0, 0,
+                                             len(contents)) + bytes(8)
+            contents.extend(struct.pack(">I", len(payload)) + payload)
+
+    directory("", tree, 0)
+    contents_offset = 20 + sum(map(len, nodes))
+    return (b"qres" + struct.pack(">IIII", 2, 20, contents_offset, contents_offset + len(contents))
+            + b"".join(nodes) + bytes(contents) + bytes(names))
+
+
+def test_qt_resource_reader_returns_every_file_plain_or_compressed() -> None:
+    files = {"top.txt": b"top", "a/b/deep.webp": b"deep" * 100, "a/next.png": b"next"}
+    bundle = qt_resource_bundle(files, compressed=frozenset({"a/b/deep.webp"}))
+    assert quality_bench().read_qt_resources(bundle) == files
+    with pytest.raises(ValueError, match="not a compiled Qt resource bundle"):
+        quality_bench().read_qt_resources(b"nope" + bundle[4:])
+
+
+def test_all_set_takes_the_photos_of_the_listed_gcompris_activities(monkeypatch, tmp_path: Path) -> None:
+    bench = quality_bench()
+
+    def webp(width: int, height: int) -> bytes:
+        buffer = io.BytesIO()
+        Image.fromarray(np.full((height, width, 3), 120, np.uint8)).save(buffer, "WEBP")
+        return buffer.getvalue()
+
+    activity = bench.GCOMPRIS_ACTIVITIES[0]
+    bundles = {
+        activity: {"res/photo.webp": webp(300, 256), "res/small.webp": webp(400, 200), "res/drawing.svg": b"<svg/>"},
+        "categorization": {"res/images/monuments/crop.webp": webp(300, 300), "res/images/tools/spray.webp":
+                           webp(256, 400)},
+        "paintings": {"res/painting.webp": webp(500, 500)},  # not a listed activity
+    }
+
+    def unpacked(name: str, scratch: Path) -> Path:
+        assert name == bench.GCOMPRIS_PACKAGE
+        folder = scratch / "root/usr/share/gcompris-qt/rcc"
+        folder.mkdir(parents=True)
+        for activity_name in bench.GCOMPRIS_ACTIVITIES:
+            files = bundles.get(activity_name, {})
+            (folder / f"{activity_name}.rcc").write_bytes(qt_resource_bundle(files, frozenset(files)))
+        (folder / "paintings.rcc").write_bytes(qt_resource_bundle(bundles["paintings"]))
+        return scratch / "root"
+
+    monkeypatch.setattr(bench, "debian_package", unpacked)
+    bench.gcompris_photos(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "gcompris_categorization_spray.webp", f"gcompris_{activity}_photo.webp"]
+    assert (tmp_path / f"gcompris_{activity}_photo.webp").read_bytes() == bundles[activity]["res/photo.webp"]
