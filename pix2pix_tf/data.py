@@ -235,7 +235,21 @@ def train_dataset(config: Config, epoch: int) -> tf.data.Dataset:
         examples = data.stream.shuffle(min(data.size, SHUFFLE_BUFFER), seed=shuffle_seed,
                                        reshuffle_each_iteration=False)
     dataset = examples.enumerate().map(transform, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return dataset.batch(config.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    dataset = dataset.batch(config.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    return dataset.with_options(without_autotuning())
+
+
+def without_autotuning() -> tf.data.Options:
+    """Options that turn off tf.data's autotuning model for a pipeline iterated once and then dropped.
+
+    Its background thread sleeps ever longer between passes (doubling, up to a minute), and deleting the
+    iterator waits for that sleep to end: each new training epoch stalled for up to a minute, 30 s per epoch in
+    a run of 157 steps per epoch (bench/README.md, "The epoch's pipeline"). Without it the parallel map runs on
+    every core and prefetching still adapts its buffer; the step, not the pipeline, sets the pace.
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return options
 
 
 def steps_per_epoch(config: Config) -> int:

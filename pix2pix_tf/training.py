@@ -277,14 +277,17 @@ class Trainer:
 
         Every worker builds the same deterministic pipeline of global batches and keeps its replicas' slices of
         each (DATA sharding: the examples live in memory, not in files to share out), so any number of replicas
-        sees exactly the examples one device would, in the same steps.
+        sees exactly the examples one device would, in the same steps. The batches stay in host memory until the
+        step copies them (`experimental_fetch_to_device=False`): the prefetching pipeline that would copy them
+        ahead runs tf.data's autotuning, whose sleeping thread stalled each new epoch (`data.without_autotuning`).
         """
         dataset = data.train_dataset(self.config, epoch)
         if skip:
             dataset = dataset.skip(skip)
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-        return self.strategy.experimental_distribute_dataset(dataset.with_options(options))
+        return self.strategy.experimental_distribute_dataset(
+            dataset.with_options(options), options=tf.distribute.InputOptions(experimental_fetch_to_device=False))
 
     def generate(self, inputs: np.ndarray) -> np.ndarray:
         """Colour pictures in [0, 1] for network inputs (inference mode)."""

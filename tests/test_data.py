@@ -64,6 +64,13 @@ def test_epochs_and_seeds_differ(config: Config) -> None:
         assert any(not np.array_equal(a[1], b[1]) for a, b in zip(epoch0, batches(other), strict=True))
 
 
+def test_the_epoch_pipeline_runs_without_tf_data_autotuning(config: Config) -> None:
+    # Autotuning's thread made dropping each finished epoch's iterator wait for up to a minute
+    # (data.without_autotuning); a skipped (resumed) epoch keeps the setting too.
+    for dataset in (data.train_dataset(config, 0), data.train_dataset(config, 0).skip(3)):
+        assert dataset.options().autotune.enabled is False
+
+
 def test_skip_resumes_at_the_exact_batch(config: Config) -> None:
     full = batches(data.train_dataset(config, 2))
     assert_same(full[5:], batches(data.train_dataset(config, 2).skip(5)))
