@@ -272,18 +272,21 @@ class Trainer:
         if not self.is_chief:
             shutil.rmtree(manager.directory, ignore_errors=True)
 
-    def epoch_batches(self, epoch: int, skip: int) -> tf.distribute.DistributedDataset:
+    def epoch_batches(self, epoch: int, skip: int) -> tf.data.Dataset | tf.distribute.DistributedDataset:
         """The epoch's global batches from batch `skip` on, each split evenly over the replicas.
 
         Every worker builds the same deterministic pipeline of global batches and keeps its replicas' slices of
         each (DATA sharding: the examples live in memory, not in files to share out), so any number of replicas
-        sees exactly the examples one device would, in the same steps. The batches stay in host memory until the
-        step copies them (`experimental_fetch_to_device=False`): the prefetching pipeline that would copy them
-        ahead runs tf.data's autotuning, whose sleeping thread stalled each new epoch (`data.without_autotuning`).
+        sees exactly the examples one device would, in the same steps. One replica iterates the plain dataset:
+        the distributed one ran tf.data's autotuning again (its thread stalled each new epoch for up to a minute,
+        `data.without_autotuning`, bench/README.md "The epoch's pipeline"). Several replicas keep their batches
+        in host memory until the step copies them, which leaves out one more autotuned pipeline.
         """
         dataset = data.train_dataset(self.config, epoch)
         if skip:
             dataset = dataset.skip(skip)
+        if self.strategy.num_replicas_in_sync == 1:
+            return dataset
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
         return self.strategy.experimental_distribute_dataset(
