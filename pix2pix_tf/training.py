@@ -278,9 +278,8 @@ class Trainer:
         Every worker builds the same deterministic pipeline of global batches and keeps its replicas' slices of
         each (DATA sharding: the examples live in memory, not in files to share out), so any number of replicas
         sees exactly the examples one device would, in the same steps. One replica iterates the plain dataset:
-        the distributed one ran tf.data's autotuning again (its thread stalled each new epoch for up to a minute,
-        `data.without_autotuning`, bench/README.md "The epoch's pipeline"). Several replicas keep their batches
-        in host memory until the step copies them, which leaves out one more autotuned pipeline.
+        the distributed one runs tf.data's autotuning again, whose thread stalls new epochs for up to a minute
+        (`data.without_autotuning`, bench/README.md "The epoch's pipeline"); several replicas still pay that.
         """
         dataset = data.train_dataset(self.config, epoch)
         if skip:
@@ -289,8 +288,7 @@ class Trainer:
             return dataset
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-        return self.strategy.experimental_distribute_dataset(
-            dataset.with_options(options), options=tf.distribute.InputOptions(experimental_fetch_to_device=False))
+        return self.strategy.experimental_distribute_dataset(dataset.with_options(options))
 
     def generate(self, inputs: np.ndarray) -> np.ndarray:
         """Colour pictures in [0, 1] for network inputs (inference mode)."""

@@ -115,6 +115,15 @@ def test_mirrored_keeps_the_generator_average_of_one_device(fake_data) -> None:
         np.testing.assert_allclose(mirrored, one, rtol=1e-3, atol=1e-5)
 
 
+def test_one_replica_iterates_the_epoch_dataset_itself(fake_data) -> None:
+    # The distributed wrapper runs tf.data's autotuning, whose thread stalled each new epoch
+    # (data.without_autotuning); one replica has nothing to distribute, so it never goes through it.
+    one = Trainer(tiny(strategy="one")).epoch_batches(0, skip=1)
+    two = Trainer(tiny(strategy="mirrored")).epoch_batches(0, skip=0)
+    assert isinstance(one, tf.data.Dataset) and len(list(one)) == 1
+    assert isinstance(two, tf.distribute.DistributedDataset)
+
+
 def test_global_batch_must_split_evenly_over_the_replicas() -> None:
     with pytest.raises(UserError, match="multiple of the 2 replicas"):
         Trainer(tiny(strategy="mirrored", batch_size=3))
