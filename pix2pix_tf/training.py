@@ -30,6 +30,7 @@ from pix2pix_tf.models import build_discriminator, build_generator
 from pix2pix_tf.visualize import grid, save_gif, save_png
 
 LOSS_NAMES = ("g_gan", "g_l1", "g_total", "d_real", "d_fake")
+FIT_MARGIN = 0.95  # share of the budget's remaining time that a fitted schedule plans to use
 
 
 class TrainingDiverged(UserError):
@@ -40,6 +41,17 @@ def learning_rate_factor(epoch: int, epochs: int, epochs_decay: int) -> float:
     """Constant for `epochs`, then linear decay towards 0 over `epochs_decay` (the paper's schedule); 0 after
     that (a `--steps` past the schedule's end trains no further, it never climbs the loss)."""
     return max(0.0, 1.0 - max(0, epoch + 1 - epochs) / float(epochs_decay + 1))
+
+
+def fitted_schedule(config: Config, epochs_done: int, epochs_affordable: int) -> Config | None:
+    """`config` with --epochs and --epochs-decay shortened in proportion so that the schedule ends after
+    `epochs_affordable` epochs (at least one more than `epochs_done`); None when it already fits. Epochs already
+    trained keep the rate they had: the constant phase never ends before `epochs_done`."""
+    if epochs_affordable >= config.total_epochs:
+        return None
+    total = max(epochs_affordable, epochs_done + 1)
+    epochs = min(config.epochs, max(epochs_done, round(total * config.epochs / config.total_epochs)))
+    return config.replace(epochs=epochs, epochs_decay=total - epochs)
 
 
 @dataclass
@@ -321,6 +333,13 @@ def train(config: Config, fresh: bool = False, log: Callable[[str], None] = prin
             for stale in ("checkpoints", "progress"):
                 shutil.rmtree(run_dir / stale, ignore_errors=True)
     start_step = trainer.restore(fresh)
+    fit_pending = config.time_budget is not None and config.fit_schedule and not config.steps
+    if start_step and fit_pending:
+        config = trainer.config = _resumed_schedule(config, run_dir)
+        trainer.config_record.assign(config.to_json())
+        total_steps = config.total_epochs * steps_per_epoch
+        if is_chief:
+            _save_config(config, run_dir)
     writer = tf.summary.create_file_writer(str(run_dir / "logs")) if is_chief else tf.summary.create_noop_writer()
     samples = (data.fixed_examples(config, config.progress_samples)
                if config.progress_samples and is_chief else None)
@@ -341,6 +360,7 @@ def train(config: Config, fresh: bool = False, log: Callable[[str], None] = prin
     last_losses: dict[str, float] = {}
     stopped_early: str | None = None
     step = saved_step = gif_step = start_step
+    timed_from: tuple[float, int] | None = None  # (clock, step) after this process's first step, once traced
     while step < total_steps and stopped_early is None:
         epoch, skip = divmod(step, steps_per_epoch)
         factor = trainer.set_learning_rates(epoch)
@@ -363,6 +383,8 @@ def train(config: Config, fresh: bool = False, log: Callable[[str], None] = prin
                     f"in {run_dir / 'checkpoints'} is kept. Try a lower learning rate or --precision fp32.")
             step += 1
             trainer.step.assign(step)
+            if timed_from is None:
+                timed_from = (time.monotonic(), step)
             images_per_second = config.batch_size / max(time.monotonic() - t0, 1e-9)
             epoch_images += config.batch_size
             progress.update(step - epoch * steps_per_epoch,
@@ -399,6 +421,22 @@ def train(config: Config, fresh: bool = False, log: Callable[[str], None] = prin
         log(f"epoch {epoch + 1}/{math.ceil(total_steps / steps_per_epoch)} step {step}: "
             f"{_format(last_losses)}, {epoch_images / seconds:.2f} img/s, lr x{factor:.3f}"
             + (f" ({stopped_early})" if stopped_early else ""))
+        if fit_pending and not finishing and timed_from is not None and step > timed_from[1]:
+            fit_pending = False
+            now = time.monotonic()
+            seconds_per_step = (now - timed_from[0]) / (step - timed_from[1])
+            remaining = config.time_budget * 60 - (now - started)
+            affordable = int((step + FIT_MARGIN * remaining / seconds_per_step) // steps_per_epoch)
+            fitted = fitted_schedule(config, step // steps_per_epoch, affordable)
+            if fitted is not None:
+                log(f"the schedule's {config.total_epochs} epochs do not fit the time budget at "
+                    f"{seconds_per_step:.3f} s/step: fitted to --epochs {fitted.epochs} --epochs-decay "
+                    f"{fitted.epochs_decay}, which config.json and the checkpoints now hold")
+                config = trainer.config = fitted
+                trainer.config_record.assign(config.to_json())
+                total_steps = config.total_epochs * steps_per_epoch
+                if is_chief:
+                    _save_config(config, run_dir)
     writer.flush()
 
     export_dir = None
@@ -450,6 +488,15 @@ def saved_config(checkpoint_path: str) -> Config:
     """The Config stored inside a checkpoint."""
     reader = tf.train.load_checkpoint(checkpoint_path)
     return Config.from_dict(json.loads(reader.get_tensor("config/.ATTRIBUTES/VARIABLE_VALUE")))
+
+
+def _resumed_schedule(config: Config, run_dir: Path) -> Config:
+    """`config` with the schedule that its latest checkpoint was fitted to, when that is shorter: a budgeted run
+    resumed by its first command goes on with the rate it had, not the paper's schedule it started from."""
+    saved = saved_config(tf.train.latest_checkpoint(str(run_dir / "checkpoints")))
+    if saved.time_budget is not None and saved.fit_schedule and saved.total_epochs < config.total_epochs:
+        return config.replace(epochs=saved.epochs, epochs_decay=saved.epochs_decay)
+    return config
 
 
 def _check_saved_config(config: Config, checkpoint_path: str) -> None:

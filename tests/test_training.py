@@ -14,7 +14,7 @@ import tensorflow as tf
 from pix2pix_tf import data, losses, training
 from pix2pix_tf.color import make_pair
 from pix2pix_tf.config import Config
-from pix2pix_tf.training import Trainer, TrainingDiverged, learning_rate_factor
+from pix2pix_tf.training import Trainer, TrainingDiverged, fitted_schedule, learning_rate_factor
 
 SIZE = 64
 
@@ -251,6 +251,58 @@ def test_time_budget_stops_cleanly_with_a_checkpoint_and_an_export(fake_data, mo
     assert summary.stopped_early == "time budget of 1e-06 min spent"
     assert summary.step == 1 and exports == [1]
     assert tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints")).endswith("ckpt-1")
+
+
+def test_a_schedule_that_does_not_fit_the_budget_shrinks_in_proportion() -> None:
+    paper = Config(epochs=100, epochs_decay=100)
+    assert fitted_schedule(paper, epochs_done=1, epochs_affordable=200) is None
+    shrunk = fitted_schedule(paper, epochs_done=1, epochs_affordable=41)
+    assert (shrunk.epochs, shrunk.epochs_decay) == (20, 21)
+    # Epochs trained at the constant rate keep it; a run already decaying keeps where its decay began.
+    late = fitted_schedule(paper, epochs_done=30, epochs_affordable=40)
+    assert (late.epochs, late.epochs_decay) == (30, 10)
+    decaying = fitted_schedule(Config(epochs=10, epochs_decay=90), epochs_done=20, epochs_affordable=40)
+    assert (decaying.epochs, decaying.epochs_decay) == (10, 30)
+    # At least one more epoch; a schedule without decay stays without.
+    spent = fitted_schedule(paper, epochs_done=5, epochs_affordable=3)
+    assert (spent.epochs, spent.epochs_decay) == (5, 1)
+    constant = fitted_schedule(Config(epochs=50, epochs_decay=0), epochs_done=1, epochs_affordable=10)
+    assert (constant.epochs, constant.epochs_decay) == (10, 0)
+
+
+class TickingClock:
+    """Stands in for the training module's `time`: each reading is one second after the last."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+def test_time_budget_fits_the_schedule_finishes_its_decay_and_a_resume_keeps_it(
+        fake_data, monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr("pix2pix_tf.export.export_generator",
+                        lambda generator, config, export_dir, step: export_dir)
+    monkeypatch.setattr(training, "time", TickingClock())
+    config = tiny(run_dir=str(tmp_path / "run"), epochs=50, epochs_decay=50, time_budget=2.0,
+                  progress_samples=0, checkpoint_every=1000, export_dir=str(tmp_path / "model"))
+    lines: list[str] = []
+    summary = training.train(config, log=lines.append)
+    fitted = Config.load(tmp_path / "run" / "config.json")
+    assert 2 <= fitted.total_epochs < 100 and abs(fitted.epochs - fitted.epochs_decay) <= 1
+    assert any(f"fitted to --epochs {fitted.epochs} --epochs-decay {fitted.epochs_decay}" in line for line in lines)
+    # The whole fitted schedule ran, down to its last decayed epoch, before the budget stopped anything.
+    assert summary.stopped_early is None and summary.step == 2 * fitted.total_epochs
+    epoch_lines = [line for line in lines if line.startswith("epoch ")]
+    assert len(epoch_lines) == fitted.total_epochs
+    assert epoch_lines[-1].endswith(f"lr x{1 / (fitted.epochs_decay + 1):.3f}")
+    latest = tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints"))
+    assert training.saved_config(latest) == fitted
+    # The same command again resumes the fitted schedule (already done), not the paper's 100 epochs.
+    monkeypatch.setattr(training, "time", TickingClock())
+    assert training.train(config, log=lambda line: None).step == summary.step
 
 
 def test_checkpoints_carry_the_config_and_refuse_other_networks(fake_data, tmp_path) -> None:
