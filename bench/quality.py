@@ -18,7 +18,9 @@ by tile). Training photos: `--train-dir`, else `--train-set`: `dev` (default), t
 test photo: 3 of Debian's plasma-workspace-wallpapers (`apt-get download`), 24 OpenCV sample photos (from
 the opencv-python source archive on PyPI, checked against its SHA-256) and matplotlib's grace_hopper.jpg; or
 `all`, those plus 131 photos of animals, monuments, musicians, sea floors and objects from the educational
-suite GCompris (Debian's gcompris-qt-data, read out of its compiled Qt resource bundles).
+suite GCompris (Debian's gcompris-qt-data, read out of its compiled Qt resource bundles) and 14 photos of
+Ubuntu's wallpaper contests (landscapes, a river, a sunset, a bird, a dragonfly, dogs, objects, a room) from
+Debian's lomiri-wallpapers-16.04 and lomiri-wallpapers-20.04.
 `--toy` is the smoke test: a few seconds of training at 64 px on scikit-image's photos, tested on
 scikit-learn's china and flower.
 
@@ -72,6 +74,19 @@ GCOMPRIS_ACTIVITIES = ("erase", "explore_farm_animals", "explore_world_animals",
                        "explore_world_music", "clickgame", "categorization")
 GCOMPRIS_MIN_SIDE = 256
 GCOMPRIS_COPIES = "/images/monuments/"
+LOMIRI_FOLDER = "usr/share/backgrounds"
+# Ubuntu's wallpaper-contest photos (CC BY-SA), package -> files, each checked by eye: landscapes, a river in a
+# forest, mountains, dandelions, a sunset, a dragonfly, a bird, dogs, a fig, paint brushes, a room, a clock, lamps.
+# The packages' other files are illustrations, gradients and abstract textures.
+LOMIRI_PHOTOS = {
+    "lomiri-wallpapers-16.04": (
+        "Bridge_by_Sander_Klootwijk.jpg", "Dragonfly_by_Bolly.jpg", "Picture_0B_by_freespace.jpg",
+        "Picture_1A_by_freespace.jpg", "Wine_by_Jakkub_Mede.jpg", "aitzgorri_by_Aitzol_Berasategi.jpg",
+        "free_by_Peter_Nerlich.jpg", "friends_by_Aitzol_Berasategi.jpg", "greentock_by_Peter_Nerlich.jpg",
+        "life_by_Aitzol_Berasategi.jpg", "picosdeeuropa_by_Aitzol_Berasategi.jpg",
+        "seeding_by_Clements_Engelhardt.jpg", "sunset_by_Aitzol_Berasategi.jpg"),
+    "lomiri-wallpapers-20.04": ("Kleiber_by_Lukas_Baubkus.jpg",),
+}
 TOY_BUDGET = 0.01  # minutes: the first step, then a clean stop
 TOY_IMAGE_SIZE = 64
 RECIPES = {"model": [], "rgb_recipe": ["--color-space", "rgb", "--chroma-scale", "1"]}
@@ -214,6 +229,16 @@ def gcompris_photos(folder: Path) -> None:
                     (folder / f"gcompris_{activity}_{PurePosixPath(path).stem}.webp").write_bytes(payload)
 
 
+def lomiri_photos(folder: Path) -> None:
+    """Copy LOMIRI_PHOTOS out of Debian's lomiri-wallpapers packages into `folder` as lomiri_NAME.jpg, full size
+    (the folder source shrinks photos as it reads them)."""
+    for package, names in LOMIRI_PHOTOS.items():
+        with tempfile.TemporaryDirectory() as scratch:
+            root = debian_package(package, Path(scratch))
+            for name in names:
+                shutil.copy(root / LOMIRI_FOLDER / name, folder / f"lomiri_{name}")
+
+
 def wide_photos(folder: Path, opencv_url: str = OPENCV_SDIST) -> Path:
     """The dev photos plus the 28 others of `--train-set wide` (module docstring), fetched into `folder` once."""
     import matplotlib.cbook
@@ -229,10 +254,13 @@ def wide_photos(folder: Path, opencv_url: str = OPENCV_SDIST) -> Path:
 
 
 def all_photos(folder: Path) -> Path:
-    """The photos of `--train-set wide` plus GCompris's (module docstring), fetched into `folder` once."""
+    """The photos of `--train-set wide` plus GCompris's and the Lomiri wallpapers' (module docstring), each group
+    fetched into `folder` once (a folder made before the Lomiri photos were added gets them alone)."""
     if not any(folder.glob("gcompris_*.webp")):
         wide_photos(folder)
         gcompris_photos(folder)
+    if not any(folder.glob("lomiri_*.jpg")):
+        lomiri_photos(folder)
     return folder
 
 

@@ -261,3 +261,34 @@ def test_all_set_takes_the_photos_of_the_listed_gcompris_activities(monkeypatch,
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "gcompris_categorization_spray.webp", f"gcompris_{activity}_photo.webp"]
     assert (tmp_path / f"gcompris_{activity}_photo.webp").read_bytes() == bundles[activity]["res/photo.webp"]
+
+
+def test_all_set_takes_the_listed_lomiri_wallpaper_photos_and_tops_up_an_older_folder(
+        monkeypatch, tmp_path: Path) -> None:
+    bench = quality_bench()
+    unlisted = {"lomiri-wallpapers-16.04": "umang_by_Abhishek_Mudgal.jpg",  # a gradient
+                "lomiri-wallpapers-20.04": "Fossa_by_Jasper_Roks.jpg"}  # an illustration
+    fetched: list[str] = []
+
+    def unpacked(name: str, scratch: Path) -> Path:
+        fetched.append(name)
+        folder = scratch / "root" / bench.LOMIRI_FOLDER
+        folder.mkdir(parents=True)
+        for file in (*bench.LOMIRI_PHOTOS[name], unlisted[name]):
+            (folder / file).write_bytes(f"{name}/{file}".encode())
+        return scratch / "root"
+
+    monkeypatch.setattr(bench, "debian_package", unpacked)
+    photos = tmp_path / "all_photos"
+    photos.mkdir()
+    (photos / "gcompris_erase_photo.webp").write_bytes(b"from an earlier fetch")  # so only the Lomiri photos come
+    assert bench.all_photos(photos) == photos
+    assert fetched == list(bench.LOMIRI_PHOTOS)
+    listed = [file for files in bench.LOMIRI_PHOTOS.values() for file in files]
+    assert len(listed) == 14
+    assert sorted(p.name for p in photos.iterdir()) == sorted(
+        ["gcompris_erase_photo.webp", *(f"lomiri_{file}" for file in listed)])
+    kleiber = photos / "lomiri_Kleiber_by_Lukas_Baubkus.jpg"
+    assert kleiber.read_bytes() == b"lomiri-wallpapers-20.04/Kleiber_by_Lukas_Baubkus.jpg"
+    bench.all_photos(photos)  # already there: nothing fetched again
+    assert fetched == list(bench.LOMIRI_PHOTOS)
