@@ -45,12 +45,14 @@ def learning_rate_factor(epoch: int, epochs: int, epochs_decay: int) -> float:
 
 def fitted_schedule(config: Config, epochs_done: int, epochs_affordable: int) -> Config | None:
     """`config` with --epochs and --epochs-decay shortened in proportion so that the schedule ends after
-    `epochs_affordable` epochs (at least one more than `epochs_done`); None when it already fits. Epochs already
-    trained keep the rate they had: the constant phase never ends before `epochs_done`."""
+    `epochs_affordable` epochs (at least one more than `epochs_done`); None when it already fits or cannot get
+    shorter. Epochs already trained keep the rate they had: the constant phase never ends before `epochs_done`."""
     if epochs_affordable >= config.total_epochs:
         return None
     total = max(epochs_affordable, epochs_done + 1)
     epochs = min(config.epochs, max(epochs_done, round(total * config.epochs / config.total_epochs)))
+    if total == config.total_epochs and epochs == config.epochs:
+        return None
     return config.replace(epochs=epochs, epochs_decay=total - epochs)
 
 
@@ -333,8 +335,8 @@ def train(config: Config, fresh: bool = False, log: Callable[[str], None] = prin
             for stale in ("checkpoints", "progress"):
                 shutil.rmtree(run_dir / stale, ignore_errors=True)
     start_step = trainer.restore(fresh)
-    fit_pending = config.time_budget is not None and config.fit_schedule and not config.steps
-    if start_step and fit_pending:
+    fitting = config.time_budget is not None and config.fit_schedule and not config.steps
+    if start_step and fitting:
         config = trainer.config = _resumed_schedule(config, run_dir)
         trainer.config_record.assign(config.to_json())
         total_steps = config.total_epochs * steps_per_epoch
@@ -421,8 +423,7 @@ def train(config: Config, fresh: bool = False, log: Callable[[str], None] = prin
         log(f"epoch {epoch + 1}/{math.ceil(total_steps / steps_per_epoch)} step {step}: "
             f"{_format(last_losses)}, {epoch_images / seconds:.2f} img/s, lr x{factor:.3f}"
             + (f" ({stopped_early})" if stopped_early else ""))
-        if fit_pending and not finishing and timed_from is not None and step > timed_from[1]:
-            fit_pending = False
+        if fitting and not finishing and timed_from is not None and step > timed_from[1]:
             now = time.monotonic()
             seconds_per_step = (now - timed_from[0]) / (step - timed_from[1])
             remaining = config.time_budget * 60 - (now - started)
@@ -430,7 +431,7 @@ def train(config: Config, fresh: bool = False, log: Callable[[str], None] = prin
             fitted = fitted_schedule(config, step // steps_per_epoch, affordable)
             if fitted is not None:
                 log(f"the schedule's {config.total_epochs} epochs do not fit the time budget at "
-                    f"{seconds_per_step:.3f} s/step: fitted to --epochs {fitted.epochs} --epochs-decay "
+                    f"{seconds_per_step:.3f} s/step so far: fitted to --epochs {fitted.epochs} --epochs-decay "
                     f"{fitted.epochs_decay}, which config.json and the checkpoints now hold")
                 config = trainer.config = fitted
                 trainer.config_record.assign(config.to_json())

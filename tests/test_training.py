@@ -268,32 +268,37 @@ def test_a_schedule_that_does_not_fit_the_budget_shrinks_in_proportion() -> None
     assert (spent.epochs, spent.epochs_decay) == (5, 1)
     constant = fitted_schedule(Config(epochs=50, epochs_decay=0), epochs_done=1, epochs_affordable=10)
     assert (constant.epochs, constant.epochs_decay) == (10, 0)
+    assert fitted_schedule(Config(epochs=10, epochs_decay=5), epochs_done=14, epochs_affordable=12) is None
 
 
 class TickingClock:
-    """Stands in for the training module's `time`: each reading is one second after the last."""
+    """Stands in for the training module's `time`: each reading is one second after the last, three seconds
+    from reading `slow_from` on (the machine got busy)."""
 
-    def __init__(self) -> None:
-        self.now = 0.0
+    def __init__(self, slow_from: int | None = None) -> None:
+        self.now, self.readings, self.slow_from = 0.0, 0, slow_from
 
     def monotonic(self) -> float:
-        self.now += 1.0
+        self.readings += 1
+        self.now += 3.0 if self.slow_from is not None and self.readings >= self.slow_from else 1.0
         return self.now
 
 
-def test_time_budget_fits_the_schedule_finishes_its_decay_and_a_resume_keeps_it(
+def test_time_budget_fits_the_schedule_refits_it_finishes_its_decay_and_a_resume_keeps_it(
         fake_data, monkeypatch, tmp_path) -> None:
     monkeypatch.setattr("pix2pix_tf.export.export_generator",
                         lambda generator, config, export_dir, step: export_dir)
-    monkeypatch.setattr(training, "time", TickingClock())
+    monkeypatch.setattr(training, "time", TickingClock(slow_from=40))
     config = tiny(run_dir=str(tmp_path / "run"), epochs=50, epochs_decay=50, time_budget=2.0,
                   progress_samples=0, checkpoint_every=1000, export_dir=str(tmp_path / "model"))
     lines: list[str] = []
     summary = training.train(config, log=lines.append)
     fitted = Config.load(tmp_path / "run" / "config.json")
     assert 2 <= fitted.total_epochs < 100 and abs(fitted.epochs - fitted.epochs_decay) <= 1
-    assert any(f"fitted to --epochs {fitted.epochs} --epochs-decay {fitted.epochs_decay}" in line for line in lines)
-    # The whole fitted schedule ran, down to its last decayed epoch, before the budget stopped anything.
+    fits = [line for line in lines if "fitted to" in line]
+    assert len(fits) >= 2 and f"fitted to --epochs {fitted.epochs} --epochs-decay {fitted.epochs_decay}" in fits[-1]
+    # Fitted again when the steps slowed down: the whole schedule ran, down to its last decayed epoch, before the
+    # budget stopped anything.
     assert summary.stopped_early is None and summary.step == 2 * fitted.total_epochs
     epoch_lines = [line for line in lines if line.startswith("epoch ")]
     assert len(epoch_lines) == fitted.total_epochs
