@@ -361,7 +361,7 @@ def train(config: Config, fresh: bool = False, log: Callable[[str], None] = prin
     images_per_second = 0.0
     last_losses: dict[str, float] = {}
     stopped_early: str | None = None
-    step = saved_step = gif_step = start_step
+    step = saved_step = start_step
     timed_from: tuple[float, int] | None = None  # (clock, step) after this process's first step, once traced
     while step < total_steps and stopped_early is None:
         epoch, skip = divmod(step, steps_per_epoch)
@@ -415,10 +415,8 @@ def train(config: Config, fresh: bool = False, log: Callable[[str], None] = prin
         if samples is not None:
             if step % steps_per_epoch == 0:
                 _write_frame(trainer, samples, run_dir, epoch + 1)
-            # progress.gif is rebuilt from every frame so far: cheap once, not after every short epoch.
-            if finishing or saved_step > gif_step:
+            if finishing:  # from every frame so far, so its cost grows with the run: once, at the end
                 _write_gif(run_dir)
-                gif_step = step
         seconds = max(time.monotonic() - epoch_started, 1e-9)
         log(f"epoch {epoch + 1}/{math.ceil(total_steps / steps_per_epoch)} step {step}: "
             f"{_format(last_losses)}, {epoch_images / seconds:.2f} img/s, lr x{factor:.3f}"

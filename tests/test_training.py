@@ -196,9 +196,12 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(fake_data, tm
     assert tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints")).endswith("ckpt-3")
 
 
-def test_run_writes_progress_frames_and_decays_the_learning_rate(fake_data, tmp_path) -> None:
+def test_run_writes_progress_frames_and_decays_the_learning_rate(fake_data, monkeypatch, tmp_path) -> None:
     config = tiny(run_dir=str(tmp_path / "run"), epochs=1, epochs_decay=2, progress_samples=2, image_every=1,
                   checkpoint_every=4)
+    gifs: list[int] = []
+    write_gif = training._write_gif
+    monkeypatch.setattr(training, "_write_gif", lambda run_dir: gifs.append(1) or write_gif(run_dir))
     lines: list[str] = []
     summary = training.train(config, log=lines.append)
     assert summary.step == 6 and summary.stopped_early is None
@@ -206,6 +209,7 @@ def test_run_writes_progress_frames_and_decays_the_learning_rate(fake_data, tmp_
     assert sorted(p.name for p in (run / "progress").glob("*.png")) == [
         "epoch_0001.png", "epoch_0002.png", "epoch_0003.png"]
     assert len(imageio.mimread(run / "progress.gif")) == 3
+    assert len(gifs) == 1  # made once, at the end: rebuilding it from every frame costs more as the run grows
     # Checkpoints every --checkpoint-every steps and at the end, not at every (short) epoch's end.
     assert sorted(p.name for p in (run / "checkpoints").glob("*.index")) == ["ckpt-4.index", "ckpt-6.index"]
     assert any("lr x0.333" in line for line in lines)
