@@ -18,6 +18,7 @@ GanLoss = Literal["vanilla", "lsgan"]
 Precision = Literal["auto", "fp32", "mixed_float16", "mixed_bfloat16"]
 StrategyKind = Literal["auto", "one", "mirrored", "multiworker", "tpu"]
 Direction = Literal["AtoB", "BtoA"]
+ChromaFilter = Literal["guided", "block"]
 
 
 @dataclass
@@ -102,9 +103,12 @@ class Config:
     chroma_scale: float | None = field(default=None, metadata={"help": "export multiplies the output's Lab "
                                                                        "ab by this; default: chosen on val "
                                                                        "after training"})
-    chroma_smoothing: int = field(default=4, metadata={"help": "export averages the output's Lab ab over "
-                                                               "k x k working-size pixels before joining it "
-                                                               "with L (colour is low-frequency; 1 = off)"})
+    chroma_filter: ChromaFilter = field(default="guided", metadata={"help": "how the export smooths the "
+                                                                          "output's Lab ab before joining it "
+                                                                          "with L: guided (along L's edges) "
+                                                                          "or block averages"})
+    chroma_smoothing: int = field(default=8, metadata={"help": "the smoothing's size in working-size pixels: "
+                                                               "guided window radius, or block side (1 = off)"})
 
     def resolved_run_dir(self) -> Path:
         return Path(self.run_dir or f"runs/{self.dataset}")

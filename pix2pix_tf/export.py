@@ -14,8 +14,10 @@ lists them):
   generator runs in inference mode (``training=False``). With ``full_resolution`` (the default) the output's
   chroma (Lab ab; for rgb models taken from the RGB output) is resized back to H x W and joined with the
   luminance L* of the full-resolution grey input, so fine detail survives; otherwise the network's colour
-  picture itself is resized back to H x W. Before that the chroma (Lab ab, at the working size) is averaged
-  over ``chroma_smoothing`` x ``chroma_smoothing`` blocks (`smooth_chroma`) and multiplied by the export's
+  picture itself is resized back to H x W. Before that the chroma (Lab ab, at the working size) is smoothed,
+  by ``chroma_filter``: ``guided`` (`guided_chroma`) averages it over windows of radius ``chroma_smoothing``
+  where the luminance is flat and lets it follow the luminance's edges; ``block`` (`smooth_chroma`) averages it
+  over ``chroma_smoothing`` x ``chroma_smoothing`` blocks. Then it is multiplied by the export's
   ``chroma_scale`` (`applied_chroma_scale`: the calibrated factor, 1 = the network's own colours, 0 = grey).
   The colour conversions are compiled by XLA where their shape is fixed by the working size (the network's
   output always; the input and the final join for photos of the working size, one compilation per batch
@@ -24,8 +26,9 @@ lists them):
   -> string ``[N]`` of PNG-encoded colour images.
 * ``metadata()``: a scalar string tensor holding JSON with ``config`` (the full training Config),
   ``color_space``, ``paired`` (a paired-set model, e.g. facades: RGB in, RGB out, no grey and no luminance
-  join), ``chroma_scale`` (the factor applied to ab), ``chroma_smoothing``, ``step``, ``dataset``, ``image_size``,
-  ``full_resolution``, ``min_side``, ``package_version``, ``format`` and ``endpoints``. Read it with
+  join), ``chroma_scale`` (the factor applied to ab), ``chroma_filter``, ``chroma_smoothing``, ``step``,
+  ``dataset``, ``image_size``, ``full_resolution``, ``min_side``, ``package_version``, ``format`` and
+  ``endpoints``. Read it with
   ``json.loads(tf.saved_model.load(path).metadata().numpy())``.
 
 Via signatures (TF Serving, `saved_model_cli run`) the inputs are named ``images`` / ``encoded`` and each
@@ -72,6 +75,7 @@ def metadata_for(config: Config, step: int) -> dict[str, Any]:
         "image_size": config.image_size,
         "full_resolution": config.full_resolution,
         "chroma_scale": applied_chroma_scale(config),
+        "chroma_filter": config.chroma_filter,
         "chroma_smoothing": config.chroma_smoothing,
         "min_side": MIN_SIDE,
         "endpoints": list(ENDPOINTS),
@@ -95,6 +99,26 @@ def smooth_chroma(ab: tf.Tensor, factor: int) -> tf.Tensor:
     size = tf.shape(ab)[1:3]
     coarse = tf.image.resize(ab, tf.maximum(size // factor, 1), method="area")
     return tf.image.resize(coarse, size, method="bilinear")
+
+
+GUIDE_EPSILON = 1e-3  # a window whose L* / 100 varies less than this (std about 3 L*) counts as flat
+
+
+def guided_chroma(ab: tf.Tensor, lightness: tf.Tensor, radius: int) -> tf.Tensor:
+    """ab [N, S, S, 2] smoothed over (2 radius + 1)^2 windows where the lightness L* [N, S, S, 1] is flat, and
+    following L*'s edges where it is not: He et al.'s guided filter (2010) with L* / 100 as the guide (1:
+    unchanged). The network's chroma is blotchy where the photo is flat; its true edges are mostly L*'s."""
+    if radius <= 1:
+        return ab
+    guide = lightness / 100.0
+
+    def box(x: tf.Tensor) -> tf.Tensor:
+        return tf.nn.avg_pool2d(x, 2 * radius + 1, 1, "SAME")  # SAME averages the pixels inside the picture
+
+    mean_guide, mean_ab = box(guide), box(ab)
+    slope = (box(guide * ab) - mean_guide * mean_ab) / (box(guide * guide) - mean_guide**2 + GUIDE_EPSILON)
+    offset = mean_ab - slope * mean_guide
+    return box(slope) * guide + box(offset)
 
 
 def _check_images(images: tf.Tensor) -> tf.Tensor:
@@ -174,7 +198,8 @@ def colorize_graph(images: tf.Tensor, generator: keras.Model, config: Config, pa
     small_input = _resized(network_input, working_size, antialias=True)
     small_output = tf.cast(generator(small_input, training=False), tf.float32)
     small_lightness, small_ab = _network_lab_xla(small_input, small_output, space)
-    small_ab = smooth_chroma(small_ab, config.chroma_smoothing)
+    small_ab = (guided_chroma(small_ab, small_lightness, config.chroma_smoothing) if config.chroma_filter == "guided"
+                else smooth_chroma(small_ab, config.chroma_smoothing))
     if (scale := applied_chroma_scale(config)) != 1.0:
         small_ab = small_ab * scale
     if not config.full_resolution:

@@ -215,17 +215,20 @@ def test_paired_set_model_translates_its_rgb_input_as_it_is(tmp_path: Path) -> N
     assert np.abs(out_red.astype(int) - out_grey.astype(int)).max() > 0  # colour reaches the network
 
 
-def test_chroma_smoothing_removes_fine_chroma_and_keeps_the_luminance(tmp_path: Path) -> None:
+@pytest.mark.parametrize("chroma_filter", ["guided", "block"])
+def test_chroma_smoothing_removes_fine_chroma_and_keeps_the_luminance(chroma_filter: str, tmp_path: Path) -> None:
     import tensorflow as tf
     from skimage.color import rgb2lab
 
     grey = skimage.data.camera()[::4, ::4, None]  # a real photo's luminance, 128 x 128
     outputs = {}
     for factor in (1, 8):
-        config = Config(image_size=128, ngf=4, color_space="lab", chroma_scale=4.0, chroma_smoothing=factor)
+        config = Config(image_size=128, ngf=4, color_space="lab", chroma_scale=4.0, chroma_smoothing=factor,
+                        chroma_filter=chroma_filter)
         keras.utils.set_random_seed(0)
         model = tf.saved_model.load(str(export_generator(build_generator(config), config, tmp_path / f"k{factor}", 1)))
-        assert json.loads(model.metadata().numpy())["chroma_smoothing"] == factor
+        metadata = json.loads(model.metadata().numpy())
+        assert (metadata["chroma_smoothing"], metadata["chroma_filter"]) == (factor, chroma_filter)
         outputs[factor] = rgb2lab(model.signatures["serving_default"](images=tf.constant(grey[None]))["output_0"]
                                   .numpy()[0] / 255.0)
 
@@ -237,6 +240,30 @@ def test_chroma_smoothing_removes_fine_chroma_and_keeps_the_luminance(tmp_path: 
     in_gamut = (np.abs(outputs[1][..., 0] - outputs[8][..., 0]))
     assert np.median(in_gamut) < 0.5  # L* is the input's in both (up to uint8 rounding and gamut clipping)
 
+
+
+def test_guided_chroma_keeps_the_edges_of_the_luminance_and_smooths_the_rest() -> None:
+    """Noisy chroma with a step where L* has one: the guided filter keeps the step sharp and removes the noise;
+    block averages of the same size remove less noise and smear the step."""
+    import tensorflow as tf
+
+    from pix2pix_tf.export import guided_chroma, smooth_chroma
+
+    lightness = np.full((1, 32, 32, 1), 30.0, np.float32)
+    lightness[:, :, 16:] = 80.0
+    truth = np.zeros((1, 32, 32, 2), np.float32)
+    truth[:, :, 16:, 0] = 40.0
+    noisy = truth + np.random.default_rng(0).normal(0.0, 10.0, truth.shape).astype(np.float32)
+    guided = guided_chroma(tf.constant(noisy), tf.constant(lightness), 4).numpy()
+    block = smooth_chroma(tf.constant(noisy), 4).numpy()
+
+    def error(ab: np.ndarray) -> float:
+        return float(np.sqrt(np.mean((ab - truth) ** 2)))
+
+    assert error(guided) < 0.2 * error(noisy) and error(guided) < 0.5 * error(block)
+    step = guided[0, :, 16, 0].mean() - guided[0, :, 15, 0].mean()  # across the edge, one pixel apart
+    assert step > 30.0 and (block[0, :, 16, 0].mean() - block[0, :, 15, 0].mean()) < 20.0
+    assert np.array_equal(guided_chroma(tf.constant(noisy), tf.constant(lightness), 1).numpy(), noisy)
 
 
 def test_inference_copy_computes_the_generator_faster_forms(tmp_path: Path) -> None:
