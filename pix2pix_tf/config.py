@@ -81,10 +81,10 @@ class Config:
                                                         "(e.g. 0.999); 0 = off, the paper's last weights"})
     time_budget: float | None = field(default=None, metadata={"help": "minutes; stop cleanly "
                                                                       "(checkpoint + export) when spent"})
-    fit_schedule: bool = field(default=True, metadata={"help": "with --time-budget: after each timed epoch, "
-                                                               "shorten --epochs and --epochs-decay in "
-                                                               "proportion if need be, so that the decay to 0 "
-                                                               "ends within the budget"})
+    fit_schedule: bool = field(default=True, metadata={"help": "with --time-budget: after each epoch, re-plan "
+                                                               "--epochs and --epochs-decay in proportion (never "
+                                                               "longer) so that the decay to 0 ends within the "
+                                                               "budget"})
 
     # --- runtime ---
     precision: Precision = "auto"

@@ -8,6 +8,7 @@ checkpoint holds G, D, both optimisers and the global step, and the data pipelin
 
 from __future__ import annotations
 
+import collections
 import json
 import math
 import os
@@ -31,6 +32,7 @@ from pix2pix_tf.visualize import grid, save_gif, save_png
 
 LOSS_NAMES = ("g_gan", "g_l1", "g_total", "d_real", "d_fake")
 FIT_MARGIN = 0.95  # share of the budget's remaining time that a fitted schedule plans to use
+FIT_PACE_EPOCHS = 5  # the pace a fitted schedule plans with: that of the last epochs, at most this many
 
 
 class TrainingDiverged(UserError):
@@ -43,15 +45,22 @@ def learning_rate_factor(epoch: int, epochs: int, epochs_decay: int) -> float:
     return max(0.0, 1.0 - max(0, epoch + 1 - epochs) / float(epochs_decay + 1))
 
 
-def fitted_schedule(config: Config, epochs_done: int, epochs_affordable: int) -> Config | None:
-    """`config` with --epochs and --epochs-decay shortened in proportion so that the schedule ends after
-    `epochs_affordable` epochs (at least one more than `epochs_done`); None when it already fits or cannot get
-    shorter. Epochs already trained keep the rate they had: the constant phase never ends before `epochs_done`."""
-    if epochs_affordable >= config.total_epochs:
+def fitted_schedule(config: Config, planned: Config, epochs_done: int, epochs_affordable: int) -> Config | None:
+    """`config` with --epochs and --epochs-decay re-planned to end after `epochs_affordable` epochs (at least one
+    more than `epochs_done`, at most `planned`'s schedule) in `planned`'s proportion; None if nothing changes.
+
+    Epochs already trained keep the rate they had. While the rate is still constant the schedule may shrink or
+    grow back (a slow spell has passed), but its constant phase never ends before `epochs_done`; once the rate
+    decays, the schedule may only get shorter, so the rate never rises again.
+    """
+    if planned.total_epochs == 0:
         return None
-    total = max(epochs_affordable, epochs_done + 1)
-    epochs = min(config.epochs, max(epochs_done, round(total * config.epochs / config.total_epochs)))
-    if total == config.total_epochs and epochs == config.epochs:
+    total = max(min(epochs_affordable, planned.total_epochs), epochs_done + 1)
+    if epochs_done < config.epochs:
+        epochs = max(epochs_done, round(total * planned.epochs / planned.total_epochs))
+    else:
+        total, epochs = min(total, config.total_epochs), config.epochs
+    if (epochs, total - epochs) == (config.epochs, config.epochs_decay):
         return None
     return config.replace(epochs=epochs, epochs_decay=total - epochs)
 
@@ -336,6 +345,7 @@ def train(config: Config, fresh: bool = False, log: Callable[[str], None] = prin
                 shutil.rmtree(run_dir / stale, ignore_errors=True)
     start_step = trainer.restore(fresh)
     fitting = config.time_budget is not None and config.fit_schedule and not config.steps
+    planned = config  # the schedule asked for; a fitted one never grows past it
     if start_step and fitting:
         config = trainer.config = _resumed_schedule(config, run_dir)
         trainer.config_record.assign(config.to_json())
@@ -362,7 +372,7 @@ def train(config: Config, fresh: bool = False, log: Callable[[str], None] = prin
     last_losses: dict[str, float] = {}
     stopped_early: str | None = None
     step = saved_step = start_step
-    timed_from: tuple[float, int] | None = None  # (clock, step) after this process's first step, once traced
+    paces: collections.deque[tuple[float, int]] = collections.deque(maxlen=FIT_PACE_EPOCHS + 1)  # (clock, step)
     while step < total_steps and stopped_early is None:
         epoch, skip = divmod(step, steps_per_epoch)
         factor = trainer.set_learning_rates(epoch)
@@ -385,8 +395,8 @@ def train(config: Config, fresh: bool = False, log: Callable[[str], None] = prin
                     f"in {run_dir / 'checkpoints'} is kept. Try a lower learning rate or --precision fp32.")
             step += 1
             trainer.step.assign(step)
-            if timed_from is None:
-                timed_from = (time.monotonic(), step)
+            if not paces:  # the pace is timed from the end of this process's first step, once traced
+                paces.append((time.monotonic(), step))
             images_per_second = config.batch_size / max(time.monotonic() - t0, 1e-9)
             epoch_images += config.batch_size
             progress.update(step - epoch * steps_per_epoch,
@@ -421,15 +431,16 @@ def train(config: Config, fresh: bool = False, log: Callable[[str], None] = prin
         log(f"epoch {epoch + 1}/{math.ceil(total_steps / steps_per_epoch)} step {step}: "
             f"{_format(last_losses)}, {epoch_images / seconds:.2f} img/s, lr x{factor:.3f}"
             + (f" ({stopped_early})" if stopped_early else ""))
-        if fitting and not finishing and timed_from is not None and step > timed_from[1]:
+        if fitting and not finishing and paces and step > paces[-1][1]:
             now = time.monotonic()
-            seconds_per_step = (now - timed_from[0]) / (step - timed_from[1])
+            paces.append((now, step))
+            seconds_per_step = (now - paces[0][0]) / (step - paces[0][1])
             remaining = config.time_budget * 60 - (now - started)
             affordable = int((step + FIT_MARGIN * remaining / seconds_per_step) // steps_per_epoch)
-            fitted = fitted_schedule(config, step // steps_per_epoch, affordable)
+            fitted = fitted_schedule(config, planned, step // steps_per_epoch, affordable)
             if fitted is not None:
-                log(f"the schedule's {config.total_epochs} epochs do not fit the time budget at "
-                    f"{seconds_per_step:.3f} s/step so far: fitted to --epochs {fitted.epochs} --epochs-decay "
+                log(f"the time budget holds {fitted.total_epochs} epochs, not {config.total_epochs}, at the last "
+                    f"epochs' {seconds_per_step:.3f} s/step: fitted to --epochs {fitted.epochs} --epochs-decay "
                     f"{fitted.epochs_decay}, which config.json and the checkpoints now hold")
                 config = trainer.config = fitted
                 trainer.config_record.assign(config.to_json())

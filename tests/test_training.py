@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import imageio.v2 as imageio
@@ -257,35 +258,62 @@ def test_time_budget_stops_cleanly_with_a_checkpoint_and_an_export(fake_data, mo
     assert tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints")).endswith("ckpt-1")
 
 
-def test_a_schedule_that_does_not_fit_the_budget_shrinks_in_proportion() -> None:
+def test_a_schedule_is_fitted_in_proportion_never_past_the_planned_one_and_never_raising_the_rate() -> None:
     paper = Config(epochs=100, epochs_decay=100)
-    assert fitted_schedule(paper, epochs_done=1, epochs_affordable=200) is None
-    shrunk = fitted_schedule(paper, epochs_done=1, epochs_affordable=41)
+    assert fitted_schedule(paper, paper, epochs_done=1, epochs_affordable=200) is None
+    shrunk = fitted_schedule(paper, paper, epochs_done=1, epochs_affordable=41)
     assert (shrunk.epochs, shrunk.epochs_decay) == (20, 21)
-    # Epochs trained at the constant rate keep it; a run already decaying keeps where its decay began.
-    late = fitted_schedule(paper, epochs_done=30, epochs_affordable=40)
+    # While the rate is constant a schedule grows back when time frees up, never past the one asked for.
+    regrown = fitted_schedule(shrunk, paper, epochs_done=5, epochs_affordable=81)
+    assert (regrown.epochs, regrown.epochs_decay) == (40, 41)
+    assert fitted_schedule(shrunk, paper, epochs_done=5, epochs_affordable=500) == paper
+    # Epochs trained at the constant rate keep it; a decaying schedule only gets shorter, from where it began.
+    late = fitted_schedule(paper, paper, epochs_done=30, epochs_affordable=40)
     assert (late.epochs, late.epochs_decay) == (30, 10)
-    decaying = fitted_schedule(Config(epochs=10, epochs_decay=90), epochs_done=20, epochs_affordable=40)
-    assert (decaying.epochs, decaying.epochs_decay) == (10, 30)
+    decaying = Config(epochs=10, epochs_decay=90)
+    shorter = fitted_schedule(decaying, decaying, epochs_done=20, epochs_affordable=40)
+    assert (shorter.epochs, shorter.epochs_decay) == (10, 30)
+    assert fitted_schedule(shorter, decaying, epochs_done=20, epochs_affordable=80) is None
     # At least one more epoch; a schedule without decay stays without.
-    spent = fitted_schedule(paper, epochs_done=5, epochs_affordable=3)
+    spent = fitted_schedule(paper, paper, epochs_done=5, epochs_affordable=3)
     assert (spent.epochs, spent.epochs_decay) == (5, 1)
-    constant = fitted_schedule(Config(epochs=50, epochs_decay=0), epochs_done=1, epochs_affordable=10)
-    assert (constant.epochs, constant.epochs_decay) == (10, 0)
-    assert fitted_schedule(Config(epochs=10, epochs_decay=5), epochs_done=14, epochs_affordable=12) is None
+    constant = Config(epochs=50, epochs_decay=0)
+    fitted_constant = fitted_schedule(constant, constant, epochs_done=1, epochs_affordable=10)
+    assert (fitted_constant.epochs, fitted_constant.epochs_decay) == (10, 0)
 
 
 class TickingClock:
     """Stands in for the training module's `time`: each reading is one second after the last, three seconds
-    from reading `slow_from` on (the machine got busy)."""
+    for the readings from `slow_from` up to `slow_until` (the machine got busy)."""
 
-    def __init__(self, slow_from: int | None = None) -> None:
-        self.now, self.readings, self.slow_from = 0.0, 0, slow_from
+    def __init__(self, slow_from: int | None = None, slow_until: float = float("inf")) -> None:
+        self.now, self.readings, self.slow_from, self.slow_until = 0.0, 0, slow_from, slow_until
 
     def monotonic(self) -> float:
         self.readings += 1
-        self.now += 3.0 if self.slow_from is not None and self.readings >= self.slow_from else 1.0
+        slow = self.slow_from is not None and self.slow_from <= self.readings < self.slow_until
+        self.now += 3.0 if slow else 1.0
         return self.now
+
+
+def fitted_schedules(lines: list[str]) -> list[tuple[int, int]]:
+    """(--epochs, --epochs-decay) of each of the run's "fitted to" log lines, in order."""
+    return [(int(m[1]), int(m[2])) for line in lines if (m := re.search(r"--epochs (\d+) --epochs-decay (\d+)", line))]
+
+
+def test_a_slow_spell_shrinks_the_fitted_schedule_and_its_end_lets_it_grow_back(
+        fake_data, monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr("pix2pix_tf.export.export_generator",
+                        lambda generator, config, export_dir, step: export_dir)
+    monkeypatch.setattr(training, "time", TickingClock(slow_from=30, slow_until=90))
+    config = tiny(run_dir=str(tmp_path / "run"), epochs=50, epochs_decay=50, time_budget=3.0,
+                  progress_samples=0, checkpoint_every=1000, export_dir=str(tmp_path / "model"))
+    lines: list[str] = []
+    summary = training.train(config, log=lines.append)
+    totals = [sum(schedule) for schedule in fitted_schedules(lines)]
+    assert any(later > earlier for earlier, later in zip(totals, totals[1:], strict=False))
+    fitted = Config.load(tmp_path / "run" / "config.json")
+    assert summary.stopped_early is None and summary.step == 2 * fitted.total_epochs == 2 * totals[-1]
 
 
 def test_time_budget_fits_the_schedule_refits_it_finishes_its_decay_and_a_resume_keeps_it(
@@ -298,9 +326,11 @@ def test_time_budget_fits_the_schedule_refits_it_finishes_its_decay_and_a_resume
     lines: list[str] = []
     summary = training.train(config, log=lines.append)
     fitted = Config.load(tmp_path / "run" / "config.json")
-    assert 2 <= fitted.total_epochs < 100 and abs(fitted.epochs - fitted.epochs_decay) <= 1
-    fits = [line for line in lines if "fitted to" in line]
-    assert len(fits) >= 2 and f"fitted to --epochs {fitted.epochs} --epochs-decay {fitted.epochs_decay}" in fits[-1]
+    assert 2 <= fitted.total_epochs < 100 and fitted.epochs_decay >= 1
+    schedules = fitted_schedules(lines)
+    assert len(schedules) >= 2 and schedules[-1] == (fitted.epochs, fitted.epochs_decay)
+    assert abs(schedules[0][0] - schedules[0][1]) <= 1  # the paper's 50 + 50 in proportion
+    assert sum(schedules[-1]) < sum(schedules[0])  # slower steps, a shorter schedule
     # Fitted again when the steps slowed down: the whole schedule ran, down to its last decayed epoch, before the
     # budget stopped anything.
     assert summary.stopped_early is None and summary.step == 2 * fitted.total_epochs
