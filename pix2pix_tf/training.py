@@ -33,6 +33,7 @@ from pix2pix_tf.visualize import grid, save_gif, save_png
 LOSS_NAMES = ("g_gan", "g_l1", "g_total", "d_real", "d_fake")
 FIT_MARGIN = 0.95  # share of the budget's remaining time that a fitted schedule plans to use
 FIT_PACE_EPOCHS = 5  # the pace a fitted schedule plans with: that of the last epochs, at most this many
+FIT_GROWTH = 0.02  # a fitted schedule grows back only by at least this share of its length
 
 
 class TrainingDiverged(UserError):
@@ -438,7 +439,10 @@ def train(config: Config, fresh: bool = False, log: Callable[[str], None] = prin
             remaining = config.time_budget * 60 - (now - started)
             affordable = int((step + FIT_MARGIN * remaining / seconds_per_step) // steps_per_epoch)
             fitted = fitted_schedule(config, planned, step // steps_per_epoch, affordable)
-            if fitted is not None:
+            # It shrinks whenever it must; it grows back only by a real margin, or checkpoint epochs (a little
+            # slower) would make its length flicker by an epoch.
+            if fitted is not None and (fitted.total_epochs < config.total_epochs or fitted.total_epochs
+                                       - config.total_epochs >= FIT_GROWTH * config.total_epochs):
                 log(f"the time budget holds {fitted.total_epochs} epochs, not {config.total_epochs}, at the last "
                     f"epochs' {seconds_per_step:.3f} s/step: fitted to --epochs {fitted.epochs} --epochs-decay "
                     f"{fitted.epochs_decay}, which config.json and the checkpoints now hold")

@@ -312,6 +312,8 @@ def test_a_slow_spell_shrinks_the_fitted_schedule_and_its_end_lets_it_grow_back(
     summary = training.train(config, log=lines.append)
     totals = [sum(schedule) for schedule in fitted_schedules(lines)]
     assert any(later > earlier for earlier, later in zip(totals, totals[1:], strict=False))
+    assert all(later < earlier or later - earlier >= training.FIT_GROWTH * earlier  # no flicker by an epoch
+               for earlier, later in zip(totals, totals[1:], strict=False))
     fitted = Config.load(tmp_path / "run" / "config.json")
     assert summary.stopped_early is None and summary.step == 2 * fitted.total_epochs == 2 * totals[-1]
 
