@@ -345,7 +345,9 @@ def train(config: Config, fresh: bool = False, log: Callable[[str], None] = prin
             for stale in ("checkpoints", "progress"):
                 shutil.rmtree(run_dir / stale, ignore_errors=True)
     start_step = trainer.restore(fresh)
-    fitting = config.time_budget is not None and config.fit_schedule and not config.steps
+    # Several workers would each fit the schedule to their own clock and disagree; they keep the one asked for.
+    fitting = (config.time_budget is not None and config.fit_schedule and not config.steps
+               and _in_one_process(trainer.strategy))
     planned = config  # the schedule asked for; a fitted one never grows past it
     if start_step and fitting:
         config = trainer.config = _resumed_schedule(config, run_dir)
@@ -479,10 +481,16 @@ def _format(values: dict[str, float]) -> str:
     return ", ".join(f"{k} {v:.4f}" for k, v in values.items())
 
 
-def _is_chief(strategy: tf.distribute.Strategy) -> bool:
+def _in_one_process(strategy: tf.distribute.Strategy) -> bool:
+    """Whether the strategy trains in this process alone: no cluster of workers, each with its own clock."""
     resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type:
+    return resolver is None or not resolver.task_type
+
+
+def _is_chief(strategy: tf.distribute.Strategy) -> bool:
+    if _in_one_process(strategy):
         return True
+    resolver = strategy.cluster_resolver
     return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0
                                               and "chief" not in resolver.cluster_spec().as_dict())
 

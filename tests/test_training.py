@@ -301,6 +301,14 @@ def fitted_schedules(lines: list[str]) -> list[tuple[int, int]]:
     return [(int(m[1]), int(m[2])) for line in lines if (m := re.search(r"--epochs (\d+) --epochs-decay (\d+)", line))]
 
 
+def test_only_a_run_in_one_process_fits_its_schedule_to_its_clock() -> None:
+    from types import SimpleNamespace
+
+    assert training._in_one_process(tf.distribute.get_strategy())
+    assert training._in_one_process(SimpleNamespace(cluster_resolver=SimpleNamespace(task_type=None)))
+    assert not training._in_one_process(SimpleNamespace(cluster_resolver=SimpleNamespace(task_type="worker")))
+
+
 def test_a_slow_spell_shrinks_the_fitted_schedule_and_its_end_lets_it_grow_back(
         fake_data, monkeypatch, tmp_path) -> None:
     monkeypatch.setattr("pix2pix_tf.export.export_generator",
