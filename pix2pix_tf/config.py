@@ -19,6 +19,7 @@ Precision = Literal["auto", "fp32", "mixed_float16", "mixed_bfloat16"]
 StrategyKind = Literal["auto", "one", "mirrored", "multiworker", "tpu"]
 Direction = Literal["AtoB", "BtoA"]
 ChromaFilter = Literal["guided", "block"]
+ChromaHead = Literal["regress", "classify"]
 
 
 @dataclass
@@ -61,6 +62,17 @@ class Config:
     label_fuzz: float = field(default=0.0, metadata={"help": "fuzzy labels: real in [1-eps,1], "
                                                              "fake in [0,eps]; 0 = off"})
     label_flip: float = field(default=0.0, metadata={"help": "probability of swapping D's real/fake labels"})
+    chroma_head: ChromaHead = field(default="regress", metadata={"help": "lab: regress ab (tanh, L1 loss), or "
+                                                                         "classify it over ab bins (Zhang et al. "
+                                                                         "2016: cross-entropy, annealed mean)"})
+    lambda_class: float = field(default=1.0, metadata={"help": "classify: weight of the cross-entropy, which "
+                                                               "replaces the L1 term"})
+    class_rebalance: float = field(default=0.0, metadata={"help": "classify: weigh each pixel by 1 / (r p + "
+                                                                  "(1 - r) / Q), p its colour's share of the "
+                                                                  "training photos (Zhang: r = 0.5); 0 = off"})
+    annealed_temperature: float = field(default=0.38, metadata={"help": "classify: the output is the mean of "
+                                                                        "softmax(logits / T) (1 = mean, "
+                                                                        "towards 0 = mode)"})
 
     # --- optimisation ---
     lr_g: float = 2e-4
@@ -173,6 +185,13 @@ class Config:
         for name in ["label_fuzz", "label_flip", "zoom_crop", "d_dropout", "g_dropout"]:
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if not 0.0 <= self.class_rebalance <= 1.0:
+            raise ValueError(f"class_rebalance must be in [0, 1], got {self.class_rebalance}")
+        if self.annealed_temperature <= 0 or self.lambda_class < 0:
+            raise ValueError("annealed_temperature must be > 0 and lambda_class >= 0, got "
+                             f"{self.annealed_temperature} and {self.lambda_class}")
+        if self.chroma_head == "classify" and self.color_space != "lab":
+            raise ValueError("chroma_head=classify predicts Lab ab: it needs color_space=lab")
         if not 0.0 <= self.g_ema < 1.0:
             raise ValueError(f"g_ema must be in [0, 1), got {self.g_ema}")
         if self.scale_jitter < 1:

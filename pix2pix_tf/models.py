@@ -8,6 +8,7 @@ under mixed precision.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -16,9 +17,14 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
+from pix2pix_tf import color
 from pix2pix_tf.config import Config
 
 KERNEL = 4
+# --chroma-head classify (Zhang et al. 2016): the generator predicts a distribution over ab bins of AB_BIN_SIZE a*b*
+# units a side, at 1 / CLASS_STRIDE of the working size, and its output is their annealed mean, upsampled.
+AB_BIN_SIZE = 10.0
+CLASS_STRIDE = 4
 
 
 def init() -> keras.initializers.Initializer:
@@ -323,12 +329,60 @@ def up_block(x: keras.KerasTensor, filters: int, dropout: float, name: str,
     return layers.ReLU(name=f"{name}_act")(x)
 
 
+@functools.cache
+def ab_bin_centres() -> np.ndarray:
+    """[Q, 2] centres, in the network's [-1, 1] units, of the AB_BIN_SIZE-sided a*b* bins that sRGB colours reach
+    (Q = 313 or so, as in Zhang et al.), found by converting a 48-level grid of sRGB colours."""
+    levels = np.linspace(0.0, 1.0, 48, dtype=np.float32)
+    rgb = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), axis=-1).reshape(-1, 3)
+    ab = color.rgb_to_lab(rgb).numpy()[:, 1:]
+    cells = np.unique(np.round(ab / AB_BIN_SIZE), axis=0)
+    return (cells * AB_BIN_SIZE / color.AB_SCALE).astype(np.float32)
+
+
+class AnnealedMean(layers.Layer):
+    """Logits over the ab bins [..., Q] -> ab [..., 2]: the mean of the bin centres under softmax(logits / T).
+
+    T = 1 is the distribution's mean, which averages plausible colours into grey; T -> 0 its mode, which may
+    flicker between neighbouring pixels. Zhang et al. 2016 interpolate with T = 0.38.
+    """
+
+    def __init__(self, temperature: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.temperature = temperature
+
+    def call(self, logits: tf.Tensor) -> tf.Tensor:
+        probabilities = tf.nn.softmax(tf.cast(logits, tf.float32) / self.temperature, axis=-1)
+        return tf.tensordot(probabilities, tf.constant(ab_bin_centres()), axes=[[-1], [0]])
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "temperature": self.temperature}
+
+
+class BilinearUpsampling(layers.Layer):
+    """Pictures of any size scaled up `factor` times, bilinearly (Keras's UpSampling2D needs a fixed size)."""
+
+    def __init__(self, factor: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.factor = factor
+
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+        return tf.image.resize(inputs, tf.shape(inputs)[1:3] * self.factor, method="bilinear")
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "factor": self.factor}
+
+
 def build_generator(config: Config) -> keras.Model:
     """U-Net (skips on) or encoder-decoder (skips off) with depth log2(image_size).
 
     On a CPU the encoder's convolutions after the first take the forms of `conv_class`, and the decoder's layers
     `MatmulConv2DTranspose` (chosen by their input size at `config.image_size` and `config.batch_size`): the same
     network and variables.
+
+    With `config.chroma_head == "classify"` the decoder stops at 1 / CLASS_STRIDE of the size, where a 1x1
+    convolution gives logits over the ab bins (layer "chroma_logits"); the output is their `AnnealedMean` at
+    `config.annealed_temperature`, upsampled bilinearly to the working size.
     """
     in_ch, out_ch = channels_for(config)
     depth = generator_depth(config.image_size)
@@ -349,11 +403,22 @@ def build_generator(config: Config) -> keras.Model:
                        conv=conv_class(config.image_size >> i, config.batch_size) if i > 0 else layers.Conv2D)
         skips.append(x)
 
-    for i, f in enumerate(reversed(filters[:-1])):
+    classify = config.chroma_head == "classify"
+    decoder_filters = list(reversed(filters[:-1]))
+    if classify:  # the blocks that would go past 1 / CLASS_STRIDE of the size
+        decoder_filters = decoder_filters[:len(decoder_filters) + 1 - int(math.log2(CLASS_STRIDE))]
+    for i, f in enumerate(decoder_filters):
         x = up_block(x, f, config.g_dropout if i < 3 else 0.0, name=f"up{depth - 1 - i}",
                      sync=config.sync_batchnorm, matmul=decoder_matmul[i])
         if skips_on:
             x = layers.Concatenate(name=f"skip{depth - 1 - i}")([x, skips[depth - 2 - i]])
+
+    if classify:
+        logits = layers.Conv2D(len(ab_bin_centres()), 1, kernel_initializer=init(), dtype="float32",
+                               name="chroma_logits")(x)
+        ab = AnnealedMean(config.annealed_temperature, dtype="float32", name="annealed_mean")(logits)
+        outputs = BilinearUpsampling(CLASS_STRIDE, dtype="float32", name="output")(ab)
+        return keras.Model(inputs, outputs, name=f"{config.generator}_classifying_generator")
 
     # The output layer's matrix-product form trained 1.2-1.4x as fast at 128 px (few output channels, small patches).
     output_deconv = MatmulConv2DTranspose if use_matmul_forms() else layers.Conv2DTranspose

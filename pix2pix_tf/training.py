@@ -24,16 +24,17 @@ import numpy as np
 import tensorflow as tf
 
 from pix2pix_tf import data, losses, runtime, sources
-from pix2pix_tf.color import input_to_rgb, output_to_rgb
+from pix2pix_tf.color import AB_SCALE, input_to_rgb, output_to_rgb
 from pix2pix_tf.config import Config
 from pix2pix_tf.errors import UserError
-from pix2pix_tf.models import build_discriminator, build_generator
+from pix2pix_tf.models import CLASS_STRIDE, ab_bin_centres, build_discriminator, build_generator
 from pix2pix_tf.visualize import grid, save_gif, save_png
 
-LOSS_NAMES = ("g_gan", "g_l1", "g_total", "d_real", "d_fake")
+LOSS_NAMES = ("g_gan", "g_l1", "g_class", "g_total", "d_real", "d_fake")  # g_class: --chroma-head classify
 FIT_MARGIN = 0.95  # share of the budget's remaining time that a fitted schedule plans to use
 FIT_PACE_EPOCHS = 5  # the pace a fitted schedule plans with: that of the last epochs, at most this many
 FIT_GROWTH = 0.02  # a fitted schedule grows back only by at least this share of its length
+PRIOR_BATCHES = 500  # --class-rebalance: batches of the first epoch whose colours make the prior
 
 
 class TrainingDiverged(UserError):
@@ -131,6 +132,13 @@ class Trainer:
             self.g_optimizer.build(self.generator.trainable_variables)
             self.d_optimizer.build(self.discriminator.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+            # --chroma-head classify: the same generator, also returning its logits for the cross-entropy.
+            self.classifier = (keras.Model(self.generator.inputs, [self.generator.output,
+                                                                   self.generator.get_layer("chroma_logits").output])
+                               if config.chroma_head == "classify" else None)
+        self.bin_weights = (losses.rebalancing_weights(colour_prior(config), config.class_rebalance)
+                            if self.classifier is not None and config.class_rebalance > 0
+                            else tf.ones([len(ab_bin_centres())]))
         # The run's Config travels inside every checkpoint too, so a checkpoint alone says how it was made.
         self.config_record = tf.Variable(config.to_json(), trainable=False, name="config")
         parts = {"averaged_generator": self.averaged_generator} if self.averaged_generator is not None else {}
@@ -176,8 +184,18 @@ class Trainer:
         """Differentiate and update; a LossScaleOptimizer unscales and skips non-finite steps itself."""
         optimizer.apply(tape.gradient(scaled_loss, variables), variables)
 
+    def _generate(self, inputs: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor | None]:
+        """The generator's output in training mode, and its ab logits under --chroma-head classify."""
+        if self.classifier is None:
+            return self.generator(inputs, training=True), None
+        fake, chroma_logits = self.classifier(inputs, training=True)
+        return fake, chroma_logits
+
     def _d_loss(self, inputs: tf.Tensor, targets: tf.Tensor, fake: tf.Tensor,
                 seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        if self.classifier is not None:  # real colour as coarse as the generator's, so D judges colour, not detail
+            coarse = losses.coarse_chroma(targets, CLASS_STRIDE)
+            targets = tf.image.resize(coarse, tf.shape(targets)[1:3], method="bilinear")
         real_logits = self.discriminator([inputs, targets], training=True)
         fake_logits = self.discriminator([inputs, fake], training=True)
         real_labels, fake_labels = losses.discriminator_labels(
@@ -187,11 +205,19 @@ class Trainer:
         d_real, d_fake = self._average(d_real), self._average(d_fake)
         return d_real, d_fake, fake_logits
 
-    def _g_loss(self, fake_logits: tf.Tensor, fake: tf.Tensor,
-                targets: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    def _g_loss(self, fake_logits: tf.Tensor, fake: tf.Tensor, targets: tf.Tensor,
+                chroma_logits: tf.Tensor | None) -> dict[str, tf.Tensor]:
+        """g_gan, g_l1 and g_total (g_gan + lambda_l1 g_l1); under --chroma-head classify also g_class, the
+        cross-entropy, and g_total = g_gan + lambda_class g_class (g_l1 is then only reported)."""
         g_gan, g_l1, g_total = losses.generator_losses(fake_logits, fake, targets, self.config.gan_loss,
                                                        self.config.lambda_l1)
-        return self._average(g_gan), self._average(g_l1), self._average(g_total)
+        result = {"g_gan": g_gan, "g_l1": g_l1, "g_total": g_total}
+        if chroma_logits is not None:
+            soft_targets = losses.soft_ab_targets(losses.coarse_chroma(targets, CLASS_STRIDE),
+                                                  tf.constant(ab_bin_centres()), losses.SOFT_SIGMA / AB_SCALE)
+            result["g_class"] = losses.classification_loss(chroma_logits, soft_targets, self.bin_weights)
+            result["g_total"] = g_gan + self.config.lambda_class * result["g_class"]
+        return {name: self._average(value) for name, value in result.items()}
 
     def _replica_step(self, inputs: tf.Tensor, targets: tf.Tensor, step: tf.Tensor,
                       train_d: bool) -> dict[str, tf.Tensor]:
@@ -203,31 +229,31 @@ class Trainer:
         base_seed = tf.stack([tf.cast(c.seed, tf.int64) * 1000 + replica, step * 16])
 
         for extra in range(c.d_steps - 1 if train_d else 0):
-            fake = self.generator(inputs, training=True)
+            fake, _ = self._generate(inputs)
             with tf.GradientTape() as d_tape:
                 d_real, d_fake, _ = self._d_loss(inputs, targets, fake, base_seed + [0, extra + 1])
                 d_objective = self._scaled(self.d_optimizer, 0.5 * (d_real + d_fake))
             self._apply(self.d_optimizer, d_tape, d_objective, d_vars)
 
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
-            fake = self.generator(inputs, training=True)
+            fake, chroma_logits = self._generate(inputs)
             d_real, d_fake, fake_logits = self._d_loss(inputs, targets, fake, base_seed)
             d_objective = self._scaled(self.d_optimizer, 0.5 * (d_real + d_fake))
-            g_gan, g_l1, g_total = self._g_loss(fake_logits, fake, targets)
-            g_objective = self._scaled(self.g_optimizer, g_total)
+            g_losses = self._g_loss(fake_logits, fake, targets, chroma_logits)
+            g_objective = self._scaled(self.g_optimizer, g_losses["g_total"])
         self._apply(self.g_optimizer, g_tape, g_objective, g_vars)
         if train_d:
             self._apply(self.d_optimizer, d_tape, d_objective, d_vars)
 
         for _ in range(c.g_steps - 1):
             with tf.GradientTape() as g_tape:
-                fake = self.generator(inputs, training=True)
+                fake, chroma_logits = self._generate(inputs)
                 fake_logits = self.discriminator([inputs, fake], training=True)
-                g_gan, g_l1, g_total = self._g_loss(fake_logits, fake, targets)
-                g_objective = self._scaled(self.g_optimizer, g_total)
+                g_losses = self._g_loss(fake_logits, fake, targets, chroma_logits)
+                g_objective = self._scaled(self.g_optimizer, g_losses["g_total"])
             self._apply(self.g_optimizer, g_tape, g_objective, g_vars)
 
-        return {"g_gan": g_gan, "g_l1": g_l1, "g_total": g_total, "d_real": d_real, "d_fake": d_fake}
+        return {**g_losses, "d_real": d_real, "d_fake": d_fake}
 
     def train_step(self, batch: tuple[tf.Tensor, tf.Tensor], train_d: bool = True) -> dict[str, tf.Tensor]:
         """Run one distributed iteration on a (distributed) batch; returns the global mean losses."""
@@ -503,7 +529,22 @@ def _save_config(config: Config, run_dir: Path) -> None:
     os.replace(partial, run_dir / "config.json")
 
 
-MODEL_FIELDS = ("color_space", "generator", "ngf", "ndf", "d_layers", "d_norm", "image_size", "dataset")
+MODEL_FIELDS = ("color_space", "chroma_head", "generator", "ngf", "ndf", "d_layers", "d_norm", "image_size", "dataset")
+
+
+def colour_prior(config: Config) -> tf.Tensor:
+    """[Q] share of each ab bin among the training targets' coarse pixels (at most PRIOR_BATCHES batches of the
+    first epoch), smoothed over the bins with a Gaussian of losses.SOFT_SIGMA a*b* units, as Zhang et al. do."""
+    centres = tf.constant(ab_bin_centres())
+    counts = tf.zeros([centres.shape[0]])
+    for _, targets in data.train_dataset(config, 0).take(PRIOR_BATCHES):
+        ab = tf.reshape(losses.coarse_chroma(targets, CLASS_STRIDE), [-1, 1, 2])
+        nearest = tf.argmin(tf.reduce_sum(tf.square(ab - centres), axis=-1), axis=-1)
+        counts += tf.math.bincount(tf.cast(nearest, tf.int32), minlength=centres.shape[0], dtype=tf.float32)
+    sigma = losses.SOFT_SIGMA / AB_SCALE
+    kernel = tf.exp(-tf.reduce_sum(tf.square(centres[:, None] - centres[None]), axis=-1) / (2.0 * sigma**2))
+    smoothed = tf.linalg.matvec(kernel / tf.reduce_sum(kernel, axis=1, keepdims=True), counts, transpose_a=True)
+    return smoothed / tf.reduce_sum(smoothed)
 
 
 def saved_config(checkpoint_path: str) -> Config:

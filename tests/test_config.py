@@ -50,6 +50,9 @@ def test_dataset_presets_apply_only_where_no_flag_is_given() -> None:
     ({"image_size": 100}, "multiple of 32"),
     ({"label_fuzz": 1.5}, "label_fuzz"),
     ({"d_steps": 0}, "d_steps"),
+    ({"chroma_head": "classify"}, "color_space=lab"),  # the default colour space is the study's RGB
+    ({"class_rebalance": 1.5}, "class_rebalance"),
+    ({"annealed_temperature": 0.0}, "annealed_temperature"),
 ])
 def test_bad_values_are_refused_with_the_field_name(change: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):

@@ -14,11 +14,13 @@ import numpy as np
 import pytest
 import skimage.data
 import skimage.transform
+from skimage.color import rgb2lab
 
+from pix2pix_tf.color import AB_SCALE
 from pix2pix_tf.config import Config
 from pix2pix_tf.errors import UserError
-from pix2pix_tf.export import MIN_SIDE, export_generator
-from pix2pix_tf.models import build_generator
+from pix2pix_tf.export import MIN_SIDE, export_generator, load_exported
+from pix2pix_tf.models import ab_bin_centres, build_generator
 
 # Output L* (from the uint8 output) against the L* of the grey input, L* on [0, 100]. Where the colour is inside
 # the sRGB gamut only uint8 rounding of R, G, B moves L*: under L_TOLERANCE_IN_GAMUT everywhere. Where the
@@ -150,6 +152,23 @@ def test_round_trip_in_fresh_process(tmp_path: Path, astronaut_png: Path, color_
     assert "uint8" in errors["float_signature"]
     assert "shape=(20, 20, 3)" in errors["rank3"] and "shape=(None, None, None, None)" in errors["rank3"]
     assert "Unknown image file format" in errors["not_an_image"]
+
+
+def test_a_classifying_generator_exports_the_colour_its_logits_favour(tmp_path: Path) -> None:
+    config = tiny_config(color_space="lab", chroma_head="classify")
+    keras.utils.set_random_seed(0)
+    generator = build_generator(config)
+    centres = ab_bin_centres() * AB_SCALE
+    orange = int(np.argmin(np.linalg.norm(centres - [20.0, 30.0], axis=-1)))
+    head = generator.get_layer("chroma_logits")
+    head.bias.assign(np.where(np.arange(len(centres)) == orange, 20.0, 0.0).astype(np.float32))
+    model = load_exported(export_generator(generator, config, tmp_path / "model", step=5))
+    assert model.metadata["config"]["chroma_head"] == "classify"
+
+    grey = np.full([40, 60], 128, np.uint8)
+    lab = rgb2lab(model.colorize(grey))
+    assert np.allclose(lab[..., 0], rgb2lab(np.full([1, 1, 3], 128, np.uint8))[0, 0, 0], atol=1.0)
+    assert np.allclose(lab[..., 1:], centres[orange], atol=2.0)  # the favoured bin's a*b*, everywhere
 
 
 def test_plain_resolution_output(tmp_path: Path) -> None:

@@ -13,8 +13,9 @@ import skimage.data
 import tensorflow as tf
 
 from pix2pix_tf import data, losses, training
-from pix2pix_tf.color import make_pair
+from pix2pix_tf.color import AB_SCALE, make_pair
 from pix2pix_tf.config import Config
+from pix2pix_tf.models import CLASS_STRIDE, ab_bin_centres
 from pix2pix_tf.training import Trainer, TrainingDiverged, fitted_schedule, learning_rate_factor
 
 SIZE = 64
@@ -352,6 +353,37 @@ def test_time_budget_fits_the_schedule_refits_it_finishes_its_decay_and_a_resume
     # The same command again resumes the fitted schedule (already done), not the paper's 100 epochs.
     monkeypatch.setattr(training, "time", TickingClock())
     assert training.train(config, log=lambda line: None).step == summary.step
+
+
+def test_the_classifying_head_learns_and_its_total_loss_is_gan_plus_lambda_class_times_cross_entropy(
+        photos: tf.Tensor) -> None:
+    batch = make_pair(photos, "lab")
+    trainer = trainer_for(tiny(color_space="lab", chroma_head="classify", lambda_class=2.0, lr_g=1e-3))
+    results = [{k: float(v) for k, v in trainer.train_step(batch).items()} for _ in range(40)]
+    assert results[0]["g_total"] == pytest.approx(results[0]["g_gan"] + 2.0 * results[0]["g_class"], rel=1e-5)
+    assert results[0]["g_class"] == pytest.approx(np.log(len(ab_bin_centres())), rel=0.05)  # about uniform at first
+    cross_entropy = [r["g_class"] for r in results]
+    assert np.mean(cross_entropy[-5:]) < 0.9 * np.mean(cross_entropy[:3]), cross_entropy
+
+
+def test_rebalancing_weighs_colours_by_the_rarity_in_the_training_photos(fake_data, photos: tf.Tensor) -> None:
+    config = tiny(color_space="lab", chroma_head="classify", class_rebalance=0.5)
+    prior = training.colour_prior(config).numpy()
+    assert prior.min() >= 0 and prior.sum() == pytest.approx(1.0, abs=1e-5)
+    _, targets = make_pair(photos, "lab")
+    coarse = losses.coarse_chroma(targets, CLASS_STRIDE).numpy().reshape(-1, 1, 2)
+    distance = np.min(np.linalg.norm(coarse - ab_bin_centres()[None], axis=-1), axis=0) * AB_SCALE
+    assert prior[distance <= 15.0].sum() > 0.95  # the photos' colours, smoothed by 5 a*b* units
+
+    trainer = trainer_for(config)
+    weights = trainer.bin_weights.numpy()
+    assert np.sum(prior * weights) == pytest.approx(1.0, rel=1e-4)
+    assert weights[np.argmax(prior)] == weights.min() and weights.max() > 10 * weights.min()
+    unweighted = trainer_for(config.replace(class_rebalance=0.0))
+    assert np.all(unweighted.bin_weights.numpy() == 1.0)
+    batch = make_pair(photos, "lab")
+    assert float(trainer.train_step(batch)["g_class"]) != pytest.approx(
+        float(unweighted.train_step(batch)["g_class"]), rel=1e-3)
 
 
 def test_checkpoints_carry_the_config_and_refuse_other_networks(fake_data, tmp_path) -> None:
