@@ -283,6 +283,15 @@ class Trainer:
         for mine, theirs in zip(averaged.non_trainable_variables, live.non_trainable_variables, strict=True):
             mine.assign(theirs)
 
+    def any_worker(self, flag: bool) -> bool:
+        """Whether `flag` holds on any worker of the cluster (one collective); in one process, `flag`. Workers
+        that decide on their own clocks to stop must agree, or the others wait in their next step forever."""
+        if _in_one_process(self.strategy):
+            return flag
+        flags = self.strategy.experimental_distribute_values_from_function(
+            lambda context: tf.constant(1.0 if flag else 0.0))
+        return float(self.strategy.reduce(tf.distribute.ReduceOp.SUM, flags, axis=None)) > 0
+
     # --- the loop -----------------------------------------------------------------------------------------
     def set_learning_rates(self, epoch: int) -> float:
         factor = learning_rate_factor(epoch, self.config.epochs, self.config.epochs_decay)
@@ -443,7 +452,8 @@ def train(config: Config, fresh: bool = False, log: Callable[[str], None] = prin
             if step % config.checkpoint_every == 0:
                 trainer.save_checkpoint()
                 saved_step = step
-            if config.time_budget is not None and time.monotonic() - started > config.time_budget * 60:
+            if config.time_budget is not None and trainer.any_worker(
+                    time.monotonic() - started > config.time_budget * 60):
                 stopped_early = f"time budget of {config.time_budget:g} min spent"
             if step >= total_steps or stopped_early:
                 break

@@ -166,23 +166,25 @@ def free_ports(count: int) -> list[int]:
 class Cluster:
     """Two `train.py --strategy multiworker` processes on 127.0.0.1, the same command for each."""
 
-    def __init__(self, root: Path, steps: int) -> None:
+    def __init__(self, root: Path, steps: int, *flags: str) -> None:
         self.root = root
         self.workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
         self.args = [sys.executable, str(REPO / "train.py"), "--dataset", "sample", "--strategy", "multiworker",
                      "--image-size", str(SIZE), "--ngf", "8", "--ndf", "8", "--batch-size", "4", "--steps",
                      str(steps), "--checkpoint-every", "2", "--progress-samples", "2",
-                     "--run-dir", str(root / "run"), "--export-dir", str(root / "export")]
+                     "--run-dir", str(root / "run"), "--export-dir", str(root / "export"), *flags]
         self.processes: list[subprocess.Popen] = []
         self.launches = 0
 
-    def start(self) -> None:
+    def start(self, worker_env: dict[int, dict[str, str]] | None = None) -> None:
+        """Launch both workers; `worker_env` adds environment variables to some of them."""
         self.launches += 1
         for index in range(2):
             scratch = self.root / f"tmp{index}"
             scratch.mkdir(exist_ok=True)
             env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TMPDIR=str(scratch), TF_CONFIG=json.dumps(
-                {"cluster": {"worker": self.workers}, "task": {"type": "worker", "index": index}}))
+                {"cluster": {"worker": self.workers}, "task": {"type": "worker", "index": index}}),
+                       **(worker_env or {}).get(index, {}))
             with open(self.log_path(index), "w") as log:
                 self.processes.append(subprocess.Popen(self.args, cwd=self.root, env=env, stdout=log,
                                                        stderr=subprocess.STDOUT))
@@ -210,8 +212,8 @@ class Cluster:
 def cluster(tmp_path: Path):
     clusters: list[Cluster] = []
 
-    def make(steps: int) -> Cluster:
-        clusters.append(Cluster(tmp_path, steps))
+    def make(steps: int, *flags: str) -> Cluster:
+        clusters.append(Cluster(tmp_path, steps, *flags))
         return clusters[-1]
 
     yield make
@@ -271,3 +273,27 @@ def test_a_killed_worker_and_a_restart_go_on_from_the_last_checkpoint(cluster, t
         assert resumed and int(resumed.group(1)) >= killed_at, workers.log(index)[-3000:]
         assert f"done at step {steps}" in workers.log(index)
     assert int(restore_on_one_device(tmp_path / "run").step.numpy()) == steps
+
+
+FAST_CLOCK = """import time
+_monotonic = time.monotonic
+time.monotonic = lambda: 4.0 * _monotonic()
+"""
+
+
+def test_a_time_budget_stops_every_worker_at_the_same_step(cluster, tmp_path) -> None:
+    """Each worker times the budget on its own clock. Worker 1's runs 4x fast here (a `sitecustomize` on its
+    path), so its budget is spent first; the other must stop at the same step, or one of them would wait for the
+    other in its next step forever."""
+    shim = tmp_path / "fast_clock"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text(FAST_CLOCK)
+    workers = cluster(100_000, "--time-budget", "0.2", "--checkpoint-every", "1000")
+    workers.start(worker_env={1: {"PYTHONPATH": str(shim)}})
+    codes = workers.wait(time.monotonic() + CLUSTER_TIMEOUT_S)
+    assert codes == [0, 0], workers.log(0)[-3000:] + workers.log(1)[-3000:]
+    stops = [re.findall(r"done at step (\d+)", workers.log(index)) for index in (0, 1)]
+    assert stops[0] == stops[1] and len(stops[0]) == 1, stops
+    assert all("time budget of 0.2 min spent" in workers.log(index) for index in (0, 1))
+    assert (tmp_path / "export" / "saved_model.pb").exists()
+    assert int(restore_on_one_device(tmp_path / "run").step.numpy()) == int(stops[0][0])
