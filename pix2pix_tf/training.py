@@ -136,9 +136,10 @@ class Trainer:
             self.classifier = (keras.Model(self.generator.inputs, [self.generator.output,
                                                                    self.generator.get_layer("chroma_logits").output])
                                if config.chroma_head == "classify" else None)
-        self.bin_weights = (losses.rebalancing_weights(colour_prior(config), config.class_rebalance)
-                            if self.classifier is not None and config.class_rebalance > 0
-                            else tf.ones([len(ab_bin_centres())]))
+        self.bin_weights: tf.Tensor | None = None  # the cross-entropy's weight of each ab bin
+        if self.classifier is not None:
+            self.bin_weights = (losses.rebalancing_weights(colour_prior(config), config.class_rebalance)
+                                if config.class_rebalance > 0 else tf.ones([len(ab_bin_centres())]))
         # The run's Config travels inside every checkpoint too, so a checkpoint alone says how it was made.
         self.config_record = tf.Variable(config.to_json(), trainable=False, name="config")
         parts = {"averaged_generator": self.averaged_generator} if self.averaged_generator is not None else {}
