@@ -332,7 +332,8 @@ def up_block(x: keras.KerasTensor, filters: int, dropout: float, name: str,
 @functools.cache
 def ab_bin_centres() -> np.ndarray:
     """[Q, 2] centres, in the network's [-1, 1] units, of the AB_BIN_SIZE-sided a*b* bins that sRGB colours reach
-    (Q = 313 or so, as in Zhang et al.), found by converting a 48-level grid of sRGB colours."""
+    (Q = 261; Zhang et al., who count differently, have 313), found by converting a 48-level grid of sRGB
+    colours."""
     levels = np.linspace(0.0, 1.0, 48, dtype=np.float32)
     rgb = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), axis=-1).reshape(-1, 3)
     ab = color.rgb_to_lab(rgb).numpy()[:, 1:]

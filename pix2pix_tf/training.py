@@ -189,8 +189,7 @@ class Trainer:
         """The generator's output in training mode, and its ab logits under --chroma-head classify."""
         if self.classifier is None:
             return self.generator(inputs, training=True), None
-        fake, chroma_logits = self.classifier(inputs, training=True)
-        return fake, chroma_logits
+        return tuple(self.classifier(inputs, training=True))
 
     def _d_loss(self, inputs: tf.Tensor, targets: tf.Tensor, fake: tf.Tensor,
                 seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
