@@ -7,6 +7,9 @@ pools never leak from one row into the next. The rows are measured in `--rounds`
 row per pass, timings pooled), so load from other programs that drifts over minutes falls on every row. Rows:
 
 * ``ceiling``: a large square matmul in fp32 and bfloat16 (the machine's dense-math ceiling);
+* ``floors``: the memory bandwidth (adding two large fp32 vectors), and the default Trainer's fused Adam update
+  of every generator and discriminator weight, which costs the same at any batch size. With the FLOPs at the
+  bf16 ceiling they bound the training step from below: the "training bound" table;
 * ``reference``: the paper's U-Net + PatchGAN written plainly here (Keras functional API, fp32, one
   `tf.function` with two GradientTapes, untuned); training at batch 1 and 4, generator inference at 1 and 8;
   rows are timed on uniform random tensors, and the ``photos`` rows (reference and project default, training)
@@ -85,7 +88,13 @@ INFER_ROWS: list[dict[str, Any]] = [
 CEILING_ROWS: list[dict[str, Any]] = [
     {"name": "matmul fp32", "kind": "matmul", "dtype": "float32", "batch": 0},
     {"name": "matmul bf16", "kind": "matmul", "dtype": "bfloat16", "batch": 0},
+    # The floors that no tuning of the layers removes: memory bandwidth, and the optimiser's update of every
+    # weight, which touches each parameter's value, gradient and two moments once per step at any batch size.
+    {"name": "memory a + b (fp32)", "kind": "memory", "batch": 0},
+    {"name": "Adam update of G and D", "kind": "optimiser", "batch": 0},
 ]
+ADAM_BYTES_PER_PARAMETER = 7 * 4  # ResourceApplyAdam reads value, m, v and gradient and writes value, m, v (fp32)
+FLOOR_KINDS = ("memory", "optimiser")
 ROWS = CEILING_ROWS + TRAIN_ROWS + INFER_ROWS
 
 
@@ -247,6 +256,31 @@ def measure(spec: dict[str, Any], opts: dict[str, Any]) -> dict[str, Any]:
         product = tf.function(lambda: tf.reduce_sum(tf.cast(tf.matmul(a, a)[:1, :1], tf.float32)))
         seconds = timed(lambda: product().numpy(), **runs)
         info.update(precision=spec["dtype"], flops_per_call=2.0 * n**3)
+    elif kind == "memory":
+        n = opts["stream_n"]
+        a, b = tf.random.uniform([n], seed=4), tf.random.uniform([n], seed=5)
+        added = tf.function(lambda: (a + b)[-1:])
+        seconds = timed(lambda: added().numpy(), **runs)
+        info["bytes_per_call"] = 3.0 * 4 * n  # read a and b, write the sum
+    elif kind == "optimiser":  # the default Trainer's own optimisers, one tf.function, as inside the train step
+        from pix2pix_tf.config import Config
+        from pix2pix_tf.training import Trainer
+
+        trainer = Trainer(Config(image_size=size, ngf=ngf, ndf=ndf, run_dir=tempfile.mkdtemp()))
+        parts = [(trainer.g_optimizer, trainer.generator.trainable_variables),
+                 (trainer.d_optimizer, trainer.discriminator.trainable_variables)]
+        gradients = [[tf.random.normal(v.shape, stddev=1e-3, seed=6) for v in variables] for _, variables in parts]
+
+        @tf.function
+        def update() -> tf.Tensor:
+            for (optimizer, variables), grads in zip(parts, gradients, strict=True):
+                optimizer.apply(grads, variables)
+            return trainer.g_optimizer.iterations
+
+        seconds = timed(lambda: update().numpy(), **runs)
+        parameters = sum(int(np.prod(v.shape)) for _, variables in parts for v in variables)
+        info.update(precision=trainer.precision, parameters=parameters,
+                    bytes_per_call=float(ADAM_BYTES_PER_PARAMETER * parameters))
     elif kind == "ref_train":
         generator, discriminator = reference_models(size, ngf, ndf)
         step = reference_train_step(generator, discriminator)
@@ -332,6 +366,9 @@ def summarise(rows: list[dict[str, Any]]) -> None:
                for r in rows if r["kind"] == "matmul"}
     for r in rows:
         median = statistics.median(r["seconds"])
+        if r["kind"] in FLOOR_KINDS:
+            r["gb_per_s"] = r["bytes_per_call"] / median / 1e9
+            continue
         r["gflops"] = r["flops_per_call"] / median / 1e9
         if r["kind"] == "matmul":
             continue
@@ -348,11 +385,35 @@ def summarise(rows: list[dict[str, Any]]) -> None:
             r["rss_vs_reference"] = r["peak_rss_mib"] / base["peak_rss_mib"]
 
 
+def training_bounds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The fastest a training step could be at each batch size: its FLOPs at the bf16 matmul ceiling plus the
+    measured Adam update (which does not shrink with the batch), and that speed as a fraction of the ceiling.
+    Everything else a step does (normalisation, activations, casts, the thin layers) only adds to it."""
+    optimiser = next((r for r in rows if r["kind"] == "optimiser"), None)
+    ceiling = next((r for r in rows if r["kind"] == "matmul" and r["precision"] == "bfloat16"), None)
+    if optimiser is None or ceiling is None:
+        return []
+    ceiling_flops = ceiling["gflops"] * 1e9
+    bounds = []
+    for batch in sorted({r["batch"] for r in rows if r["kind"] == "train"}):
+        flops = next(r["flops_per_call"] for r in rows if r["kind"] == "train" and r["batch"] == batch)
+        compute, update = flops / ceiling_flops, statistics.median(optimiser["seconds"])
+        img_per_s = batch / (compute + update)
+        measured = [r for r in rows if r["kind"] == "train" and r["batch"] == batch
+                    and r["precision"] == "mixed_bfloat16" and not r.get("jit") and not r.get("data")]
+        bounds.append({"batch": batch, "compute_ms": compute * 1e3, "optimiser_ms": update * 1e3,
+                       "img_per_s": img_per_s, "of_bf16_ceiling": img_per_s * flops / batch / ceiling_flops,
+                       "measured_of_bound": max((r["img_per_s"] for r in measured), default=0.0) / img_per_s})
+    return bounds
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     """The Markdown table that goes into bench/README.md."""
     lines = ["| row | batch | precision | img/s median (min-max) | GFLOP/s | of fp32 / bf16 ceiling | "
              "peak RSS MiB | vs reference |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        if r["kind"] in FLOOR_KINDS:
+            continue
         if r["kind"] == "matmul":
             spread = [r["flops_per_call"] / s / 1e9 for s in r["seconds"]]
             lines.append(f"| {r['name']} | - | {r['precision']} | - | {r['gflops']:.0f} "
@@ -362,6 +423,23 @@ def table(rows: list[dict[str, Any]]) -> str:
         lines.append(f"| {r['name']} | {r['batch']} | {r['precision']} | {r['img_per_s']:.2f} "
                      f"({r['img_per_s_min']:.2f}-{r['img_per_s_max']:.2f}) | {r['gflops']:.0f} | "
                      f"{r['of_fp32_ceiling']:.0%} / {r['of_bf16_ceiling']:.0%} | {r['peak_rss_mib']:.0f} | {ratio} |")
+    return "\n".join(lines)
+
+
+def floors_table(rows: list[dict[str, Any]], bounds: list[dict[str, Any]]) -> str:
+    """The Markdown tables of the floors (bandwidth, Adam) and of the training bounds they give."""
+    lines = ["| floor | ms per call median (min-max) | GB/s | what |", "|---|---|---|---|"]
+    for r in (r for r in rows if r["kind"] in FLOOR_KINDS):
+        ms = [s * 1e3 for s in r["seconds"]]
+        what = (f"{r['parameters'] / 1e6:.1f} M parameters, {ADAM_BYTES_PER_PARAMETER} bytes each" if "parameters" in r
+                else f"{r['bytes_per_call'] / 2**20:.0f} MiB moved")
+        lines.append(f"| {r['name']} | {statistics.median(ms):.1f} ({min(ms):.1f}-{max(ms):.1f}) | "
+                     f"{r['gb_per_s']:.1f} | {what} |")
+    if bounds:
+        lines += ["", "| training bound | FLOPs at the bf16 ceiling ms | + Adam ms | = img/s | of bf16 ceiling | "
+                  "best bf16 row, of the bound |", "|---|---|---|---|---|---|"]
+        lines += [f"| batch {b['batch']} | {b['compute_ms']:.1f} | {b['optimiser_ms']:.1f} | {b['img_per_s']:.2f} | "
+                  f"{b['of_bf16_ceiling']:.0%} | {b['measured_of_bound']:.0%} |" for b in bounds]
     return "\n".join(lines)
 
 
@@ -387,7 +465,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="passes over all rows (timings pooled)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls first (the first one traces)")
     parser.add_argument("--only", default="", help="comma-separated substrings: measure only matching rows "
-                                                   "(the ceiling rows always run)")
+                                                   "(the ceiling and floor rows always run)")
     parser.add_argument("--quick", action="store_true", help="smoke test: 64 px, tiny networks, 1-2 steps")
     parser.add_argument("--out", type=Path, default=Path("bench/speed.json"))
     parser.add_argument("--_one", dest="one", help=argparse.SUPPRESS)
@@ -401,31 +479,34 @@ def main() -> None:
         child(payload["specs"], payload["opts"])
         return
 
-    rows = [r for r in ROWS if r["kind"] == "matmul" or not args.only
+    rows = [r for r in ROWS if r["kind"] in ("matmul", *FLOOR_KINDS) or not args.only
             or any(s.strip() in f"{r['name']} b{r['batch']}" for s in args.only.split(","))]
     if args.quick:
-        opts = {"size": 64, "filters": 8, "warmup": 1, "repeats": 2, "steps": 1, "matmul_n": 256}
+        opts = {"size": 64, "filters": 8, "warmup": 1, "repeats": 2, "steps": 1, "matmul_n": 256,
+                "stream_n": 2**18}
         # One row per kind and weight setting (batch 1, default precision), in three shared processes, two at a
         # time: the smoke test stays short; isolation is what the full run is for.
         rows = [r for r in rows if r["batch"] <= 1 and r.get("precision", "auto") == "auto"]
         groups = [[r for r in rows if r["kind"] in kinds and r.get("frozen") == frozen] for kinds, frozen in
-                  ((("matmul", "ref_train", "ref_infer"), None), (("train", "infer"), None),
+                  ((("matmul", "memory", "ref_train", "ref_infer"), None), (("optimiser", "train", "infer"), None),
                    (("ref_infer", "infer"), True))]
         measured = run_children([g for g in groups if g], opts, parallel=2)
     else:
         opts = {"size": args.size, "filters": 64, "warmup": args.warmup, "repeats": args.repeats,
-                "steps": args.steps, "matmul_n": 4096, "rounds": args.rounds}
+                "steps": args.steps, "matmul_n": 4096, "stream_n": 2**26, "rounds": args.rounds}
         # Every row once per round, so load from other processes drifting over minutes hits all rows alike.
         rounds = [run_children([[r] for r in rows], opts, parallel=1) for _ in range(args.rounds)]
         measured = [merge(same) for same in zip(*rounds, strict=True)]
     summarise(measured)
-    result = {"machine": machine(), "options": {**opts, "quick": args.quick}, "rows": measured}
+    bounds = training_bounds(measured)
+    result = {"machine": machine(), "options": {**opts, "quick": args.quick}, "rows": measured, "bounds": bounds}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"{result['machine']['cpu']}, {result['machine']['cores']} cores, {result['machine']['date']}, "
           f"{opts['size']} px, {opts.get('rounds', 1)} rounds x {opts['repeats']} x {opts['steps']} calls after "
           f"{opts['warmup']} warm-up")
-    print(table(measured))
+    print(table(measured) + "\n")
+    print(floors_table(measured, bounds))
     print(f"wrote {args.out}")
 
 

@@ -21,12 +21,21 @@ def test_quick_speed_bench_writes_positive_numbers_for_every_row(tmp_path: Path)
     rows = {(r["kind"], r.get("dtype") or r["precision"], r["batch"], r.get("frozen", False), "photo" in r): r
             for r in result["rows"]}
     kinds = sorted({key[0] for key in rows})
-    assert kinds == ["infer", "matmul", "ref_infer", "ref_train", "train"], kinds
+    assert kinds == ["infer", "matmul", "memory", "optimiser", "ref_infer", "ref_train", "train"], kinds
     assert {key[1] for key in rows if key[0] == "matmul"} == {"float32", "bfloat16"}
     # The frozen-weights rows ran in processes with the oneDNN setting, the others without it.
     assert {key[3] for key in rows if key[0] in ("infer", "ref_infer")} == {False, True}
     assert all(row["frozen_weights"] == key[3] for key, row in rows.items() if key[0] != "matmul")
+    floors = {key[0]: row for key, row in rows.items() if key[0] in ("memory", "optimiser")}
+    assert all(row["gb_per_s"] > 0 for row in floors.values())
+    # Adam's bytes: 28 per parameter of the quick run's generator and discriminator, as the Trainer built them.
+    assert floors["optimiser"]["bytes_per_call"] == 28 * floors["optimiser"]["parameters"] > 0
+    [bound] = result["bounds"]
+    assert bound["batch"] == 1 and 0 < bound["of_bf16_ceiling"] < 1 and bound["measured_of_bound"] > 0
+    assert "| training bound |" in done.stdout and "| Adam update of G and D |" in done.stdout
     for key, row in rows.items():
+        if key[0] in floors:
+            continue
         fields = ["gflops", "peak_rss_mib"] + ([] if row["kind"] == "matmul" else ["img_per_s", "of_bf16_ceiling"])
         fields += ["vs_reference", "rss_vs_reference"] if row["kind"] in ("train", "infer") and not key[4] else []
         for name in fields:
@@ -53,3 +62,24 @@ def test_auto_precision_is_float16_on_gpu_bfloat16_on_bf16_cpus_else_fp32(tmp_pa
         monkeypatch.setattr(runtime, "cpu_has_bf16", lambda bf16=bf16: bf16)
         assert runtime.resolve_precision("auto") == expected
         assert runtime.resolve_precision("fp32") == "fp32"
+
+
+def test_training_bound_is_the_flops_at_the_bf16_ceiling_plus_the_adam_update() -> None:
+    sys.path.insert(0, str(BENCH.parent))
+    try:
+        import speed
+    finally:
+        sys.path.remove(str(BENCH.parent))
+    rows = [{"kind": "matmul", "precision": "bfloat16", "gflops": 1000.0},
+            {"kind": "optimiser", "seconds": [0.05, 0.06, 0.04]},
+            {"kind": "train", "batch": 1, "precision": "mixed_bfloat16", "flops_per_call": 50e9, "img_per_s": 5.0},
+            {"kind": "train", "batch": 1, "precision": "fp32", "flops_per_call": 50e9, "img_per_s": 9.0},
+            {"kind": "train", "batch": 4, "precision": "mixed_bfloat16", "flops_per_call": 200e9, "img_per_s": 8.0}]
+    one, four = speed.training_bounds(rows)
+    # batch 1: 50 ms of FLOPs at the ceiling + 50 ms of Adam = 10 img/s, half the ceiling; the bf16 row is at 50%.
+    assert one == pytest.approx({"batch": 1, "compute_ms": 50.0, "optimiser_ms": 50.0, "img_per_s": 10.0,
+                                 "of_bf16_ceiling": 0.5, "measured_of_bound": 0.5})
+    # batch 4: 200 ms + the same 50 ms = 16 img/s, 80% of the ceiling.
+    assert four == pytest.approx({"batch": 4, "compute_ms": 200.0, "optimiser_ms": 50.0, "img_per_s": 16.0,
+                                  "of_bf16_ceiling": 0.8, "measured_of_bound": 0.5})
+    assert speed.training_bounds([r for r in rows if r["kind"] != "optimiser"]) == []
