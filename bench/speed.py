@@ -387,8 +387,8 @@ def summarise(rows: list[dict[str, Any]]) -> None:
 
 def training_bounds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The fastest a training step could be at each batch size: its FLOPs at the bf16 matmul ceiling plus the
-    measured Adam update (which does not shrink with the batch), and that speed as a fraction of the ceiling.
-    Everything else a step does (normalisation, activations, casts, the thin layers) only adds to it."""
+    measured Adam update (which does not shrink with the batch), run one after the other, and that speed as a
+    fraction of the ceiling. Everything else a step does (normalisation, activations, casts, thin layers) adds."""
     optimiser = next((r for r in rows if r["kind"] == "optimiser"), None)
     ceiling = next((r for r in rows if r["kind"] == "matmul" and r["precision"] == "bfloat16"), None)
     if optimiser is None or ceiling is None:
