@@ -25,7 +25,7 @@ from pix2pix_tf.config import Config
 if TYPE_CHECKING:
     import keras
 
-SCALE_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25)
+SCALE_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
 MAX_PHOTOS = 16  # photos of the split scored per factor (the first ones, in split order)
 
 

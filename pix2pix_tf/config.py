@@ -121,6 +121,11 @@ class Config:
                                                                           "or block averages"})
     chroma_smoothing: int = field(default=8, metadata={"help": "the smoothing's size in working-size pixels: "
                                                                "guided window radius, or block side (1 = off)"})
+    chroma_fade_low: float = field(default=0.0, metadata={"help": "export fades the chroma out where the "
+                                                                   "photo is dark: none at this L* and below"})
+    chroma_fade_high: float = field(default=0.0, metadata={"help": "export keeps all the chroma from this L* up, "
+                                                                    "fading it linearly down to --chroma-fade-low "
+                                                                    "(0 = no fade)"})
 
     def resolved_run_dir(self) -> Path:
         return Path(self.run_dir or f"runs/{self.dataset}")
@@ -198,6 +203,10 @@ class Config:
             raise ValueError(f"scale_jitter must be >= 1, got {self.scale_jitter}")
         if self.chroma_smoothing < 1:
             raise ValueError(f"chroma_smoothing must be >= 1, got {self.chroma_smoothing}")
+        if not (0.0 <= self.chroma_fade_low < self.chroma_fade_high <= 100.0
+                or self.chroma_fade_low == self.chroma_fade_high == 0.0):
+            raise ValueError("chroma_fade_low and chroma_fade_high must satisfy 0 <= low < high <= 100 (or both 0: "
+                             f"no fade), got {self.chroma_fade_low} and {self.chroma_fade_high}")
         if self.chroma_scale is not None and self.chroma_scale < 0:
             raise ValueError(f"chroma_scale must be >= 0, got {self.chroma_scale}")
         if self.steps is not None and self.steps < 1:

@@ -18,7 +18,9 @@ lists them):
   by ``chroma_filter``: ``guided`` (`guided_chroma`) averages it over windows of radius ``chroma_smoothing``
   where the luminance is flat and lets it follow the luminance's edges; ``block`` (`smooth_chroma`) averages it
   over ``chroma_smoothing`` x ``chroma_smoothing`` blocks. Then it is multiplied by the export's
-  ``chroma_scale`` (`applied_chroma_scale`: the calibrated factor, 1 = the network's own colours, 0 = grey).
+  ``chroma_scale`` (`applied_chroma_scale`: the calibrated factor, 1 = the network's own colours, 0 = grey),
+  and faded out where the photo is dark (`fade_dark_chroma`: none at L* <= ``chroma_fade_low``, all of it
+  from ``chroma_fade_high`` up; off when that is 0), by the L* it is joined with.
   The colour conversions are compiled by XLA where their shape is fixed by the working size (the network's
   output always; the input and the final join for photos of the working size, one compilation per batch
   size), and run as plain TensorFlow ops for photos of other sizes.
@@ -26,9 +28,9 @@ lists them):
   -> string ``[N]`` of PNG-encoded colour images.
 * ``metadata()``: a scalar string tensor holding JSON with ``config`` (the full training Config),
   ``color_space``, ``paired`` (a paired-set model, e.g. facades: RGB in, RGB out, no grey and no luminance
-  join), ``chroma_scale`` (the factor applied to ab), ``chroma_filter``, ``chroma_smoothing``, ``step``,
-  ``dataset``, ``image_size``, ``full_resolution``, ``min_side``, ``package_version``, ``format`` and
-  ``endpoints``. Read it with
+  join), ``chroma_scale`` (the factor applied to ab), ``chroma_filter``, ``chroma_smoothing``,
+  ``chroma_fade`` ([low, high] L*), ``step``, ``dataset``, ``image_size``, ``full_resolution``, ``min_side``,
+  ``package_version``, ``format`` and ``endpoints``. Read it with
   ``json.loads(tf.saved_model.load(path).metadata().numpy())``.
 
 Via signatures (TF Serving, `saved_model_cli run`) the inputs are named ``images`` / ``encoded`` and each
@@ -77,6 +79,7 @@ def metadata_for(config: Config, step: int) -> dict[str, Any]:
         "chroma_scale": applied_chroma_scale(config),
         "chroma_filter": config.chroma_filter,
         "chroma_smoothing": config.chroma_smoothing,
+        "chroma_fade": [config.chroma_fade_low, config.chroma_fade_high],
         "min_side": MIN_SIDE,
         "endpoints": list(ENDPOINTS),
         "config": config.to_dict(),
@@ -119,6 +122,15 @@ def guided_chroma(ab: tf.Tensor, lightness: tf.Tensor, radius: int) -> tf.Tensor
     slope = (box(guide * ab) - mean_guide * mean_ab) / (box(guide * guide) - mean_guide**2 + GUIDE_EPSILON)
     offset = mean_ab - slope * mean_guide
     return box(slope) * guide + box(offset)
+
+
+def fade_dark_chroma(ab: tf.Tensor, lightness: tf.Tensor, low: float, high: float) -> tf.Tensor:
+    """ab [..., 2] scaled by a weight that rises linearly from 0 at L* = `low` to 1 at L* = `high` (lightness
+    [..., 1]; unchanged when `high` is 0). In the dark the sRGB gamut holds little chroma, so a wrong guess there
+    is clipped into a change of lightness, and it costs more contrast than it adds colour."""
+    if high <= 0.0:
+        return ab
+    return ab * tf.clip_by_value((lightness - low) / (high - low), 0.0, 1.0)
 
 
 def _check_images(images: tf.Tensor) -> tf.Tensor:
@@ -202,11 +214,13 @@ def colorize_graph(images: tf.Tensor, generator: keras.Model, config: Config, pa
                 else smooth_chroma(small_ab, config.chroma_smoothing))
     if (scale := applied_chroma_scale(config)) != 1.0:
         small_ab = small_ab * scale
+    fade = config.chroma_fade_low, config.chroma_fade_high
     if not config.full_resolution:
         # lab_to_rgb's output is in [0, 1] already, and a bilinear resize keeps it there.
+        small_ab = fade_dark_chroma(small_ab, small_lightness, *fade)
         small_rgb = color.lab_to_rgb(tf.concat([small_lightness, small_ab], axis=-1))
         return tf.cast(tf.round(_resized(small_rgb, [height, width]) * 255.0), tf.uint8)
-    ab = _resized(small_ab, [height, width])
+    ab = fade_dark_chroma(_resized(small_ab, [height, width]), lightness, *fade)
     return tf.cond(at_working_size, lambda: _lab_to_uint8_xla(lightness, ab), lambda: _lab_to_uint8(lightness, ab))
 
 

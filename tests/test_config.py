@@ -23,9 +23,10 @@ def test_defaults_are_the_papers() -> None:
 
 def test_flags_override_and_json_round_trips(tmp_path) -> None:
     config = parse(["--dataset", "forest", "--color-space", "lab", "--no-jitter", "--lambda-l1", "20",
-                    "--steps", "7", "--d-steps", "2"])
+                    "--steps", "7", "--d-steps", "2", "--chroma-fade-low", "10", "--chroma-fade-high", "40"])
     assert (config.color_space, config.jitter, config.lambda_l1, config.steps, config.d_steps) == (
         "lab", False, 20.0, 7, 2)
+    assert (config.chroma_fade_low, config.chroma_fade_high) == (10.0, 40.0)
     path = tmp_path / "config.json"
     config.save(path)
     assert Config.load(path) == config
@@ -53,6 +54,8 @@ def test_dataset_presets_apply_only_where_no_flag_is_given() -> None:
     ({"chroma_head": "classify"}, "color_space=lab"),  # the default colour space is the study's RGB
     ({"class_rebalance": 1.5}, "class_rebalance"),
     ({"annealed_temperature": 0.0}, "annealed_temperature"),
+    ({"chroma_fade_low": 40.0, "chroma_fade_high": 10.0}, "chroma_fade_low"),
+    ({"chroma_fade_high": 120.0}, "chroma_fade_high"),
 ])
 def test_bad_values_are_refused_with_the_field_name(change: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):

@@ -171,6 +171,49 @@ def test_a_classifying_generator_exports_the_colour_its_logits_favour(tmp_path: 
     assert np.allclose(lab[..., 1:], centres[orange], atol=2.0)  # the favoured bin's a*b*, everywhere
 
 
+def test_the_fade_takes_the_chroma_out_of_the_dark_parts_of_the_photo(tmp_path: Path) -> None:
+    """One colour everywhere from the network (a classifying head favouring one bin); with the fade from L* 10
+    to 40 the export keeps none of it in the photo's darkest third, about half at L* 25 and all of it above 40."""
+    config = tiny_config(color_space="lab", chroma_head="classify", chroma_fade_low=10.0, chroma_fade_high=40.0)
+    keras.utils.set_random_seed(0)
+    generator = build_generator(config)
+    centres = ab_bin_centres() * AB_SCALE
+    orange = int(np.argmin(np.linalg.norm(centres - [20.0, 30.0], axis=-1)))
+    generator.get_layer("chroma_logits").bias.assign(
+        np.where(np.arange(len(centres)) == orange, 20.0, 0.0).astype(np.float32))
+    model = load_exported(export_generator(generator, config, tmp_path / "model", step=5))
+    assert model.metadata["chroma_fade"] == [10.0, 40.0]
+
+    grey = np.zeros([48, 96], np.uint8)
+    grey[:, :32], grey[:, 32:64], grey[:, 64:] = 18, 59, 171  # L* about 5, 25 and 70
+    lab = rgb2lab(model.colorize(grey))
+    lightness = rgb2lab(np.repeat(grey[..., None], 3, -1))[..., 0]
+    chroma = np.linalg.norm(lab[..., 1:], axis=-1)
+    inner = np.s_[8:-8]  # away from the resized chroma's edges
+
+    def mean_chroma(columns: slice) -> float:
+        return float(np.mean(chroma[inner, columns][:, 8:-8]))
+
+    full = float(np.linalg.norm(centres[orange]))
+    expected_middle = full * (np.mean(lightness[:, 40]) - 10.0) / 30.0
+    assert mean_chroma(np.s_[:32]) < 1.5
+    assert abs(mean_chroma(np.s_[32:64]) - expected_middle) < 2.5
+    assert abs(mean_chroma(np.s_[64:]) - full) < 2.5
+
+
+def test_fade_dark_chroma_rises_linearly_between_its_two_lightnesses() -> None:
+    import tensorflow as tf
+
+    from pix2pix_tf.export import fade_dark_chroma
+
+    lightness = tf.constant(np.array([0.0, 10.0, 25.0, 40.0, 90.0], np.float32)[:, None])
+    ab = tf.constant(np.tile(np.array([[20.0, -10.0]], np.float32), [5, 1]))
+    faded = fade_dark_chroma(ab, lightness, 10.0, 40.0).numpy()
+    np.testing.assert_allclose(faded[:, 0], [0.0, 0.0, 10.0, 20.0, 20.0], atol=1e-5)
+    np.testing.assert_allclose(faded[:, 1], [0.0, 0.0, -5.0, -10.0, -10.0], atol=1e-5)
+    assert np.array_equal(fade_dark_chroma(ab, lightness, 0.0, 0.0).numpy(), ab.numpy())  # off
+
+
 def test_plain_resolution_output(tmp_path: Path) -> None:
     """full_resolution=False: the network's own picture, resized; grey in, same size colour out."""
     import tensorflow as tf
