@@ -385,12 +385,16 @@ def summarise(rows: list[dict[str, Any]]) -> None:
             r["rss_vs_reference"] = r["peak_rss_mib"] / base["peak_rss_mib"]
 
 
-def training_bounds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The fastest a training step could be at each batch size: its FLOPs at the bf16 matmul ceiling plus the
-    measured Adam update (which does not shrink with the batch), run one after the other, and that speed as a
-    fraction of the ceiling. Everything else a step does (normalisation, activations, casts, thin layers) adds."""
+def training_bounds(rows: list[dict[str, Any]], native_bf16: bool) -> list[dict[str, Any]]:
+    """The fastest a training step could be at each batch size: its FLOPs at the matmul ceiling of the precision
+    the CPU runs natively (bfloat16 where it has AVX512_BF16 or AMX, else float32: emulated bf16 is slower than
+    fp32) plus the measured Adam update (which does not shrink with the batch), run one after the other, and that
+    speed as a fraction of the ceiling. `measured_of_bound` is the best training row of that precision (the one
+    `--precision auto` picks) against the bound. Everything else a step does (normalisation, activations, casts,
+    thin layers) adds."""
+    precision, training = ("bfloat16", "mixed_bfloat16") if native_bf16 else ("float32", "fp32")
     optimiser = next((r for r in rows if r["kind"] == "optimiser"), None)
-    ceiling = next((r for r in rows if r["kind"] == "matmul" and r["precision"] == "bfloat16"), None)
+    ceiling = next((r for r in rows if r["kind"] == "matmul" and r["precision"] == precision), None)
     if optimiser is None or ceiling is None:
         return []
     ceiling_flops = ceiling["gflops"] * 1e9
@@ -400,9 +404,10 @@ def training_bounds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         compute, update = flops / ceiling_flops, statistics.median(optimiser["seconds"])
         img_per_s = batch / (compute + update)
         measured = [r for r in rows if r["kind"] == "train" and r["batch"] == batch
-                    and r["precision"] == "mixed_bfloat16" and not r.get("jit") and not r.get("data")]
-        bounds.append({"batch": batch, "compute_ms": compute * 1e3, "optimiser_ms": update * 1e3,
-                       "img_per_s": img_per_s, "of_bf16_ceiling": img_per_s * flops / batch / ceiling_flops,
+                    and r["precision"] == training and not r.get("jit") and not r.get("data")]
+        bounds.append({"batch": batch, "ceiling": precision, "compute_ms": compute * 1e3,
+                       "optimiser_ms": update * 1e3, "img_per_s": img_per_s,
+                       "of_ceiling": img_per_s * flops / batch / ceiling_flops,
                        "measured_of_bound": max((r["img_per_s"] for r in measured), default=0.0) / img_per_s})
     return bounds
 
@@ -436,10 +441,10 @@ def floors_table(rows: list[dict[str, Any]], bounds: list[dict[str, Any]]) -> st
         lines.append(f"| {r['name']} | {statistics.median(ms):.1f} ({min(ms):.1f}-{max(ms):.1f}) | "
                      f"{r['gb_per_s']:.1f} | {what} |")
     if bounds:
-        lines += ["", "| training bound | FLOPs at the bf16 ceiling ms | + Adam ms | = img/s | of bf16 ceiling | "
-                  "best bf16 row, of the bound |", "|---|---|---|---|---|---|"]
-        lines += [f"| batch {b['batch']} | {b['compute_ms']:.1f} | {b['optimiser_ms']:.1f} | {b['img_per_s']:.2f} | "
-                  f"{b['of_bf16_ceiling']:.0%} | {b['measured_of_bound']:.0%} |" for b in bounds]
+        lines += ["", "| training bound | ceiling | FLOPs at the ceiling ms | + Adam ms | = img/s | of the ceiling | "
+                  "best row of that precision, of the bound |", "|---|---|---|---|---|---|---|"]
+        lines += [f"| batch {b['batch']} | {b['ceiling']} | {b['compute_ms']:.1f} | {b['optimiser_ms']:.1f} | "
+                  f"{b['img_per_s']:.2f} | {b['of_ceiling']:.0%} | {b['measured_of_bound']:.0%} |" for b in bounds]
     return "\n".join(lines)
 
 
@@ -498,8 +503,9 @@ def main() -> None:
         rounds = [run_children([[r] for r in rows], opts, parallel=1) for _ in range(args.rounds)]
         measured = [merge(same) for same in zip(*rounds, strict=True)]
     summarise(measured)
-    bounds = training_bounds(measured)
-    result = {"machine": machine(), "options": {**opts, "quick": args.quick}, "rows": measured, "bounds": bounds}
+    host = machine()
+    bounds = training_bounds(measured, native_bf16=bool(host["bf16_flags"]))
+    result = {"machine": host, "options": {**opts, "quick": args.quick}, "rows": measured, "bounds": bounds}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"{result['machine']['cpu']}, {result['machine']['cores']} cores, {result['machine']['date']}, "

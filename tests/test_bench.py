@@ -30,8 +30,13 @@ def test_quick_speed_bench_writes_positive_numbers_for_every_row(tmp_path: Path)
     assert all(row["gb_per_s"] > 0 for row in floors.values())
     # Adam's bytes: 28 per parameter of the quick run's generator and discriminator, as the Trainer built them.
     assert floors["optimiser"]["bytes_per_call"] == 28 * floors["optimiser"]["parameters"] > 0
+    # The bound uses the ceiling of the precision this CPU runs natively, and the default row trained in it.
     [bound] = result["bounds"]
-    assert bound["batch"] == 1 and 0 < bound["of_bf16_ceiling"] < 1 and bound["measured_of_bound"] > 0
+    native = "bfloat16" if result["machine"]["bf16_flags"] else "float32"
+    assert bound["batch"] == 1 and bound["ceiling"] == native
+    assert 0 < bound["of_ceiling"] < 1 and bound["measured_of_bound"] > 0
+    [default] = [row for key, row in rows.items() if key[0] == "train" and not key[4]]
+    assert default["precision"] == {"bfloat16": "mixed_bfloat16", "float32": "fp32"}[native]
     assert "| training bound |" in done.stdout and "| Adam update of G and D |" in done.stdout
     for key, row in rows.items():
         if key[0] in floors:
@@ -64,22 +69,29 @@ def test_auto_precision_is_float16_on_gpu_bfloat16_on_bf16_cpus_else_fp32(tmp_pa
         assert runtime.resolve_precision("fp32") == "fp32"
 
 
-def test_training_bound_is_the_flops_at_the_bf16_ceiling_plus_the_adam_update() -> None:
+def test_training_bound_is_the_flops_at_the_native_ceiling_plus_the_adam_update() -> None:
     sys.path.insert(0, str(BENCH.parent))
     try:
         import speed
     finally:
         sys.path.remove(str(BENCH.parent))
     rows = [{"kind": "matmul", "precision": "bfloat16", "gflops": 1000.0},
+            {"kind": "matmul", "precision": "float32", "gflops": 500.0},
             {"kind": "optimiser", "seconds": [0.05, 0.06, 0.04]},
             {"kind": "train", "batch": 1, "precision": "mixed_bfloat16", "flops_per_call": 50e9, "img_per_s": 5.0},
-            {"kind": "train", "batch": 1, "precision": "fp32", "flops_per_call": 50e9, "img_per_s": 9.0},
+            {"kind": "train", "batch": 1, "precision": "fp32", "flops_per_call": 50e9, "img_per_s": 4.0},
             {"kind": "train", "batch": 4, "precision": "mixed_bfloat16", "flops_per_call": 200e9, "img_per_s": 8.0}]
-    one, four = speed.training_bounds(rows)
-    # batch 1: 50 ms of FLOPs at the ceiling + 50 ms of Adam = 10 img/s, half the ceiling; the bf16 row is at 50%.
-    assert one == pytest.approx({"batch": 1, "compute_ms": 50.0, "optimiser_ms": 50.0, "img_per_s": 10.0,
-                                 "of_bf16_ceiling": 0.5, "measured_of_bound": 0.5})
+    one, four = speed.training_bounds(rows, native_bf16=True)
+    # batch 1: 50 ms of FLOPs at the bf16 ceiling + 50 ms of Adam = 10 img/s, half the ceiling; the bf16 row: 50%.
+    assert one == pytest.approx({"batch": 1, "ceiling": "bfloat16", "compute_ms": 50.0, "optimiser_ms": 50.0,
+                                 "img_per_s": 10.0, "of_ceiling": 0.5, "measured_of_bound": 0.5})
     # batch 4: 200 ms + the same 50 ms = 16 img/s, 80% of the ceiling.
-    assert four == pytest.approx({"batch": 4, "compute_ms": 200.0, "optimiser_ms": 50.0, "img_per_s": 16.0,
-                                  "of_bf16_ceiling": 0.8, "measured_of_bound": 0.5})
-    assert speed.training_bounds([r for r in rows if r["kind"] != "optimiser"]) == []
+    assert four == pytest.approx({"batch": 4, "ceiling": "bfloat16", "compute_ms": 200.0, "optimiser_ms": 50.0,
+                                  "img_per_s": 16.0, "of_ceiling": 0.8, "measured_of_bound": 0.5})
+    # Without native bf16: 100 ms at the fp32 ceiling + 50 ms = 6.67 img/s, against the fp32 row (4 img/s);
+    # batch 4 has no fp32 row, so nothing reaches its bound.
+    one, four = speed.training_bounds(rows, native_bf16=False)
+    assert one == pytest.approx({"batch": 1, "ceiling": "float32", "compute_ms": 100.0, "optimiser_ms": 50.0,
+                                 "img_per_s": 1 / 0.15, "of_ceiling": 2 / 3, "measured_of_bound": 0.6})
+    assert four["ceiling"] == "float32" and four["measured_of_bound"] == 0.0
+    assert speed.training_bounds([r for r in rows if r["kind"] != "optimiser"], native_bf16=True) == []
