@@ -42,21 +42,24 @@ from pix2pix_tf.color import input_to_rgb, make_pair  # noqa: E402
 from pix2pix_tf.config import Config  # noqa: E402
 from pix2pix_tf.errors import UserError  # noqa: E402
 from pix2pix_tf.export import ExportedModel, load_exported, refusal_reason  # noqa: E402
-from pix2pix_tf.metrics import METRICS, colorfulness, image_metrics  # noqa: E402
+from pix2pix_tf.metrics import METRICS, SET_METRICS, colorfulness, image_metrics, set_metrics  # noqa: E402
 from pix2pix_tf.sources import SPLITS, is_paired, load_source, resolve_direction  # noqa: E402
 from pix2pix_tf.visualize import save_comparison_figure, to_uint8  # noqa: E402
 
 SPLIT_CHOICES = ("train", "val", "test", "all")
 FIGURE_ROWS = 6
-SCALES_NOTE = ("ssim and psnr on RGB in [0, 1]; rmsd_255 on [0, 255], rmsd_pm1 on the network's [-1, 1] "
-               "(= rmsd_255 * 2 / 255); ciede2000 mean over pixels; colorfulness Hasler & Suesstrunk 2003 "
-               "on [0, 255]; psnr capped at 100 dB for identical pictures")
+SCALES_NOTE = ("ssim (tf.image.ssim) and psnr on RGB in [0, 1]; rmsd_255 on [0, 255], rmsd_01 on [0, 1]; "
+               "ciede2000 mean over pixels; colorfulness Hasler & Suesstrunk 2003 on [0, 255]; psnr capped at "
+               "100 dB for identical pictures; ssim_study and rmsd_study_uint8_wrap as the original study's "
+               "code computes them (scikit-image SSIM, 7x7 uniform window, on uint8 RGB; RMSD of uint8 "
+               "differences, which wrap modulo 256); ab_intersection and colorfulness_ratio over the whole set")
 Example = dict[str, np.ndarray]  # as load_source yields it: {"image"} for colour sets, {"a", "b"} for paired sets
 
 
 @dataclass
 class Scores:
-    """Per-image rows and the means of the model and of the baseline (`baseline_kind`: "grey" or "input")."""
+    """Per-image rows, and for the model and the baseline (`baseline_kind`: "grey" or "input") the means of the
+    per-image metrics and the whole set's SET_METRICS."""
 
     rows: list[dict[str, Any]]
     model: dict[str, float]
@@ -108,28 +111,29 @@ def score_pairs(outputs: Sequence[np.ndarray], targets: Sequence[np.ndarray], in
     if not len(outputs) == len(targets) == len(inputs) > 0:
         raise ValueError(f"need equally many outputs, targets and inputs (got {len(outputs)}, {len(targets)}, "
                          f"{len(inputs)}), at least one")
+    baselines = [to_uint8(network_input) for network_input in inputs]
     rows = []
-    for index, (output, target, network_input) in enumerate(zip(outputs, targets, inputs, strict=True)):
+    for index, (output, target, baseline) in enumerate(zip(outputs, targets, baselines, strict=True)):
         row: dict[str, Any] = {"name": names[index] if names else f"{index:05d}",
                                "height": target.shape[0], "width": target.shape[1]}
         row |= {f"model_{k}": v for k, v in image_metrics(output, target).items()}
-        row |= {f"baseline_{k}": v for k, v in image_metrics(to_uint8(network_input), target).items()}
+        row |= {f"baseline_{k}": v for k, v in image_metrics(baseline, target).items()}
         row["target_colorfulness"] = colorfulness(target)
         rows.append(row)
 
     def mean(key: str) -> float:
         return float(np.mean([row[key] for row in rows]))
 
-    return Scores(rows=rows, model={k: mean(f"model_{k}") for k in METRICS},
-                  baseline={k: mean(f"baseline_{k}") for k in METRICS},
+    return Scores(rows=rows, model={k: mean(f"model_{k}") for k in METRICS} | set_metrics(outputs, targets),
+                  baseline={k: mean(f"baseline_{k}") for k in METRICS} | set_metrics(baselines, targets),
                   target_colorfulness=mean("target_colorfulness"), baseline_kind=baseline_kind)
 
 
 def format_table(scores: Scores) -> str:
     """Model vs baseline (grey or input copy), one row per metric."""
-    lines = [f"{'metric':<16}{'model':>12}{scores.baseline_kind + ' baseline':>16}   better", "-" * 52]
-    for key, (label, higher) in METRICS.items():
-        lines.append(f"{label:<16}{scores.model[key]:>12.4f}{scores.baseline[key]:>16.4f}   "
+    lines = [f"{'metric':<28}{'model':>10}{scores.baseline_kind + ' baseline':>16}   better", "-" * 62]
+    for key, (label, higher) in (METRICS | SET_METRICS).items():
+        lines.append(f"{label:<28}{scores.model[key]:>10.4f}{scores.baseline[key]:>16.4f}   "
                      f"{'higher' if higher else 'lower'}")
     lines.append(f"(target photos' mean colourfulness: {scores.target_colorfulness:.2f}; n = {scores.n})")
     return "\n".join(lines)

@@ -23,7 +23,7 @@ from skimage.metrics import structural_similarity
 from pix2pix_tf.config import Config
 from pix2pix_tf.evaluate import grey_version, main, score_pairs
 from pix2pix_tf.export import export_generator
-from pix2pix_tf.metrics import image_metrics
+from pix2pix_tf.metrics import image_metrics, set_metrics
 from pix2pix_tf.models import build_generator
 from pix2pix_tf.sources import SPLITS, load_source
 
@@ -63,11 +63,14 @@ def folder_photos(folder: Path) -> list[np.ndarray]:
 
 
 def independent_scores(picture: np.ndarray, target: np.ndarray) -> dict[str, float]:
-    """RMSD, PSNR and SSIM computed with numpy / scikit-image, not with pix2pix_tf.metrics."""
+    """RMSD, PSNR and SSIM, and the study's two numbers, computed with numpy / scikit-image, not with
+    pix2pix_tf.metrics."""
     mse = np.mean((picture.astype(np.float64) - target) ** 2)
     ssim = structural_similarity(picture / 255.0, target / 255.0, data_range=1.0, channel_axis=-1,
                                  gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
-    return {"rmsd_255": float(np.sqrt(mse)), "psnr": float(10 * np.log10(255**2 / mse)), "ssim": float(ssim)}
+    return {"rmsd_255": float(np.sqrt(mse)), "psnr": float(10 * np.log10(255**2 / mse)), "ssim": float(ssim),
+            "ssim_study": float(structural_similarity(picture, target, channel_axis=-1)),
+            "rmsd_study_uint8_wrap": float(np.linalg.norm(picture - target) / (255 * np.sqrt(target.size)))}
 
 
 def assert_scores(row: dict[str, str], who: str, expected: dict[str, float]) -> None:
@@ -119,7 +122,8 @@ def test_cli_matches_independent_scores(tmp_path: Path, photo_folder: Path, tiny
     assert main(["--model", str(tiny_model), "--dataset", "folder", "--data-dir", str(photo_folder),
                  "--split", "all", "--out", str(out)]) == 0
     table = capsys.readouterr().out
-    assert "grey baseline" in table and "SSIM" in table and "RMSD [-1,1]" in table
+    assert "grey baseline" in table and "SSIM" in table and "RMSD [0,1]" in table
+    assert "SSIM (study)" in table and "RMSD (study, wraps)" in table and "a*b* histogram intersection" in table
 
     summary = json.loads((out / "metrics.json").read_text())
     assert summary["n_images"] == 4 and summary["model_metadata"]["step"] == 5
@@ -141,10 +145,14 @@ def test_cli_matches_independent_scores(tmp_path: Path, photo_folder: Path, tiny
     for kind, values in expected.items():
         means = summary["means"][kind]
         assert means["rmsd_255"] == pytest.approx(np.mean(values["rmsd_255"]), rel=1e-4)
-        assert means["rmsd_pm1"] == pytest.approx(np.mean(values["rmsd_255"]) * 2 / 255, rel=1e-4)
+        assert means["rmsd_01"] == pytest.approx(np.mean(values["rmsd_255"]) / 255, rel=1e-4)
+        assert means["ssim_study"] == pytest.approx(np.mean(values["ssim_study"]), abs=1e-9)
+        assert means["rmsd_study_uint8_wrap"] == pytest.approx(np.mean(values["rmsd_study_uint8_wrap"]), rel=1e-9)
         assert means["psnr"] == pytest.approx(np.mean(values["psnr"]), abs=1e-2)
         assert means["ssim"] == pytest.approx(np.mean(values["ssim"]), abs=0.01)
     assert summary["means"]["grey_baseline"]["colorfulness"] == 0.0
+    assert summary["means"]["grey_baseline"]["colorfulness_ratio"] == 0.0
+    assert {"ssim_study", "rmsd_study_uint8_wrap"} <= {key.removeprefix("baseline_") for key in rows[0]}
 
 
 def test_scores_do_not_depend_on_the_training_augmentation(tmp_path: Path, photo_folder: Path) -> None:
@@ -202,7 +210,8 @@ def test_paired_output_equal_to_the_target_scores_perfectly() -> None:
     label_map, photo = skimage.data.coffee()[:48, :64], skimage.data.chelsea()[:48, :64]
     scores = score_pairs([photo], [photo], [label_map], baseline_kind="input")
     assert scores.model["ssim"] == pytest.approx(1.0, abs=1e-6) and scores.model["rmsd_255"] == 0.0
-    assert scores.baseline == image_metrics(label_map, photo)  # the input copy, all three channels as they are
+    # the input copy, all three channels as they are
+    assert scores.baseline == image_metrics(label_map, photo) | set_metrics([label_map], [photo])
     assert scores.baseline_kind == "input"
 
 
