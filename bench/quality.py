@@ -17,7 +17,7 @@ by tile). Training photos: `--train-dir`, else `--train-set`: `dev`, the dev pho
 `../shared/data/get-dev-photos` fetches, or `wide`, those plus 28 more varied real photos, none of them a
 test photo: 3 of Debian's plasma-workspace-wallpapers (`apt-get download`), 24 OpenCV sample photos (from
 the opencv-python source archive on PyPI, checked against its SHA-256) and matplotlib's grace_hopper.jpg; or
-`all` (default: the only set on which the defaults have beaten the grey copy, docs/quality.md), those plus
+`all` (default: the only set on which the defaults have beaten the grey copy, docs/results.md), those plus
 131 photos of animals, monuments, musicians, sea floors and objects from the educational
 suite GCompris (Debian's gcompris-qt-data, read out of its compiled Qt resource bundles) and 14 photos of
 Ubuntu's wallpaper contests (landscapes, a river, a sunset, a bird, a dragonfly, dogs, objects, a room) from

@@ -1,11 +1,12 @@
 """Chroma calibration: how strongly the exported model should colour, chosen on held-out photos.
 
-A briefly trained colorizer paints what its training photos held, far too saturated, and scores worse than
-the grey copy. The export multiplies the network's chroma (Lab ab, joined with the true L*) by a factor
-`chroma_scale`. `calibrate` picks it after training: each factor of `SCALE_GRID` is tried on the validation
-split (the training split when that is empty; never test), and the one with the lowest mean CIEDE2000 of the
-exported computation's output against the photo wins. CIEDE2000 is the criterion because it measures colour
-error as people see it; on ties the factor nearest 1 (the network's own colours) is kept.
+The export multiplies the network's chroma (Lab ab, joined with the true L*) by a factor `chroma_scale`.
+`calibrate` picks it after training: each factor of `SCALE_GRID` is tried on the validation split (the training
+split when that is empty; never test), and the one whose outputs are, on average, as colourful as the photos
+themselves wins (Hasler & Suesstrunk colourfulness; on ties the factor nearest 1). Per-pixel errors such as
+CIEDE2000 are smallest for a washed-out average colour and often for plain grey, so they would choose grey;
+matching the photos' colourfulness never does (unless the network paints no colour at all). The mean CIEDE2000
+of every factor is recorded beside it in calibration.json.
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import tensorflow as tf
-from skimage.color import deltaE_ciede2000, rgb2lab
 
+from pix2pix_tf.color import grey_version
 from pix2pix_tf.config import Config
+from pix2pix_tf.export import colorize_graph
+from pix2pix_tf.metrics import colorfulness, mean_ciede2000
+from pix2pix_tf.sources import split_examples
 
 if TYPE_CHECKING:
     import keras
@@ -31,10 +35,12 @@ MAX_PHOTOS = 16  # photos of the split scored per factor (the first ones, in spl
 
 @dataclass
 class Calibration:
-    """The chosen factor, the mean CIEDE2000 of every factor tried, and the photos they were measured on."""
+    """The chosen factor, what every factor tried scored, and the photos they were measured on."""
 
     scale: float
-    ciede2000: dict[str, float]  # str(factor) -> mean CIEDE2000 (JSON keys are strings)
+    colorfulness: dict[str, float]  # str(factor) -> the outputs' mean colourfulness (JSON keys are strings)
+    ciede2000: dict[str, float]  # str(factor) -> mean CIEDE2000 against the photos
+    target_colorfulness: float  # the photos' own mean colourfulness
     split: str
     n_photos: int
 
@@ -43,26 +49,33 @@ class Calibration:
         Path(path).write_text(json.dumps(asdict(self), indent=2) + "\n")
 
 
-def mean_ciede2000(outputs: Sequence[np.ndarray], targets: Sequence[np.ndarray]) -> float:
-    """Mean over photos of the per-pixel mean CIEDE2000 between uint8 RGB pictures of equal size."""
-    return float(np.mean([np.mean(deltaE_ciede2000(rgb2lab(out), rgb2lab(tgt)))
-                          for out, tgt in zip(outputs, targets, strict=True)]))
+@dataclass
+class FactorScores:
+    """What `choose_scale` measured: the chosen factor and, per factor, colourfulness and CIEDE2000."""
+
+    scale: float
+    colorfulness: dict[str, float]
+    ciede2000: dict[str, float]
+    target_colorfulness: float
 
 
 def choose_scale(colorize: Callable[[np.ndarray, float], np.ndarray], greys: Sequence[np.ndarray],
-                 targets: Sequence[np.ndarray], grid: Sequence[float] = SCALE_GRID) -> tuple[float, dict[str, float]]:
-    """The factor of `grid` whose `colorize(grey, factor)` outputs have the lowest mean CIEDE2000 against
-    `targets` (ties: the one nearest 1), and every factor's score."""
-    scores = {float(s): mean_ciede2000([colorize(grey, float(s)) for grey in greys], targets) for s in grid}
-    best = min(scores, key=lambda s: (scores[s], abs(s - 1.0)))
-    return best, {str(s): v for s, v in scores.items()}
+                 targets: Sequence[np.ndarray], grid: Sequence[float] = SCALE_GRID) -> FactorScores:
+    """The factor of `grid` whose `colorize(grey, factor)` outputs' mean colourfulness is nearest the targets'
+    (ties: the factor nearest 1), and every factor's scores."""
+    truth = float(np.mean([colorfulness(t) for t in targets]))
+    vivid, error = {}, {}
+    for factor in map(float, grid):
+        outputs = [colorize(grey, factor) for grey in greys]
+        vivid[factor] = float(np.mean([colorfulness(o) for o in outputs]))
+        error[factor] = float(np.mean([mean_ciede2000(o, t) for o, t in zip(outputs, targets, strict=True)]))
+    best = min(vivid, key=lambda f: (abs(vivid[f] - truth), abs(f - 1.0)))
+    return FactorScores(scale=best, colorfulness={str(f): v for f, v in vivid.items()},
+                        ciede2000={str(f): v for f, v in error.items()}, target_colorfulness=truth)
 
 
 def calibrate(generator: keras.Model, config: Config, grid: Sequence[float] = SCALE_GRID) -> Calibration:
     """Choose the export's chroma factor for `generator` on `config`'s validation photos (see module docstring)."""
-    from pix2pix_tf.evaluate import grey_version, split_examples
-    from pix2pix_tf.export import colorize_graph
-
     photo_config = config.for_scoring()
     split = "val"
     photos, _ = split_examples(photo_config, split, MAX_PHOTOS)
@@ -76,5 +89,6 @@ def calibrate(generator: keras.Model, config: Config, grid: Sequence[float] = SC
         scaled = config.replace(chroma_scale=scale)
         return colorize_graph(tf.constant(grey[None]), generator, scaled).numpy()[0]
 
-    scale, scores = choose_scale(colorize, greys, targets, grid)
-    return Calibration(scale=scale, ciede2000=scores, split=split, n_photos=len(targets))
+    scores = choose_scale(colorize, greys, targets, grid)
+    return Calibration(scale=scores.scale, colorfulness=scores.colorfulness, ciede2000=scores.ciede2000,
+                       target_colorfulness=scores.target_colorfulness, split=split, n_photos=len(targets))

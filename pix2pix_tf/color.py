@@ -120,6 +120,11 @@ def from_unit(x: tf.Tensor) -> tf.Tensor:
     return tf.cast(x, tf.float32) * 2.0 - 1.0
 
 
+def channels_for(color_space: str) -> tuple[int, int]:
+    """The network's (input, output) channels: Lab maps L -> ab, RGB (and paired sets) map 3 -> 3."""
+    return (1, 2) if color_space == "lab" else (3, 3)
+
+
 def make_pair(rgb: tf.Tensor, color_space: str) -> tuple[tf.Tensor, tf.Tensor]:
     """A colour photo in [0, 1] -> the network's (input, target) in [-1, 1].
 
@@ -151,3 +156,10 @@ def input_to_rgb(network_input: tf.Tensor, color_space: str) -> tf.Tensor:
         ab = tf.zeros(tf.concat([tf.shape(network_input)[:-1], [2]], axis=0))
         return lab_to_rgb(network_to_lab(network_input, ab))
     raise ValueError(f"unknown color_space {color_space!r}")
+
+
+def grey_version(rgb: np.ndarray, color_space: str) -> np.ndarray:
+    """uint8 colour photo [H, W, 3] -> the grey input a `color_space` model was trained on, uint8 [H, W, 1]."""
+    network_input, _ = make_pair(tf.constant(rgb, tf.float32) / 255.0, color_space)
+    grey = tf.reduce_mean(input_to_rgb(network_input, color_space), axis=-1, keepdims=True)
+    return np.round(grey.numpy() * 255.0).astype(np.uint8)

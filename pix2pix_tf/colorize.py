@@ -20,6 +20,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 from pix2pix_tf.cli import assume_frozen_weights, run_cli  # noqa: E402
+from pix2pix_tf.datasource import write_skipped_list  # noqa: E402
 from pix2pix_tf.errors import UserError  # noqa: E402
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -116,8 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         written, skipped = colorize_files(Path(args.model), args.inputs, out_dir)
         for reason in skipped:
             print(f"skipped {reason}", file=sys.stderr)
-        print(f"colorized {written} image(s) into {out_dir}"
-              + (f"; skipped {len(skipped)} (listed above)" if skipped else ""))
+        listed = f"; skipped {len(skipped)} (listed above and in {write_skipped_list(out_dir, skipped)})"
+        print(f"colorized {written} image(s) into {out_dir}" + (listed if skipped else ""))
         return 0 if written else 1
 
     return run_cli("pix2pix-colorize", body)

@@ -22,9 +22,9 @@ import tensorflow as tf
 
 from pix2pix_tf import color
 from pix2pix_tf.config import Config
+from pix2pix_tf.datasource import SPLITS, Source, load_size, write_skipped_list
 from pix2pix_tf.errors import UserError
-from pix2pix_tf.models import channels_for
-from pix2pix_tf.sources import SPLITS, Source, load_size, load_source, resolve_direction
+from pix2pix_tf.sources import load_source, resolve_direction
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,8 @@ _REPORTED: set[tuple[str, str | None]] = set()
 
 
 def split_data(config: Config, split: str) -> SplitData:
-    """The split's images, loaded from its Source once per process; reports skipped files once."""
+    """The split's images, loaded from its Source once per process. Skipped files are reported once: a line
+    with the count and the first few, and every one of them in RUN_DIR/skipped_files.txt."""
     key = (config.dataset, config.data_dir, split, load_size(config))
     if key not in _SPLITS:
         _SPLITS[key] = _materialize(load_source(config, split), load_size(config))
@@ -81,8 +82,8 @@ def split_data(config: Config, split: str) -> SplitData:
     report_key = (config.dataset, config.data_dir)
     if data.skipped and report_key not in _REPORTED:
         _REPORTED.add(report_key)
-        logger.warning(skipped_summary(config, data.skipped, data.scanned))
-        logger.info("skipped files:\n  %s", "\n  ".join(data.skipped))
+        listed = write_skipped_list(config.resolved_run_dir(), data.skipped)
+        logger.warning(f"{skipped_summary(config, data.skipped, data.scanned)}; all of them listed in {listed}")
     if data.paired and config.color_space != "rgb":
         raise UserError(f"{config.dataset} is a paired set: --color-space applies to colour sets only "
                         "(use rgb)")
@@ -195,7 +196,7 @@ def to_pair(image: tf.Tensor, config: Config, paired: bool) -> tuple[tf.Tensor, 
         a, b = color.from_unit(image[..., :3]), color.from_unit(image[..., 3:])
         return (b, a) if resolve_direction(config) == "BtoA" else (a, b)
     network_input, target = color.make_pair(image, config.color_space)
-    in_channels, out_channels = channels_for(config)
+    in_channels, out_channels = color.channels_for(config.color_space)
     size = config.image_size
     return (tf.ensure_shape(network_input, [size, size, in_channels]),
             tf.ensure_shape(target, [size, size, out_channels]))
@@ -290,7 +291,7 @@ def fixed_examples(config: Config, n: int) -> tuple[np.ndarray, np.ndarray]:
         if data.size:
             dataset = data.in_order().take(n).map(_eval_map(config, data))
             pairs = list(dataset.as_numpy_iterator())
-            in_channels, out_channels = (3, 3) if data.paired else channels_for(config)
+            in_channels, out_channels = (3, 3) if data.paired else color.channels_for(config.color_space)
             size = config.image_size
             inputs = np.zeros([0, size, size, in_channels], np.float32)
             targets = np.zeros([0, size, size, out_channels], np.float32)

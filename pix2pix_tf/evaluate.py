@@ -38,12 +38,13 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from pix2pix_tf.cli import assume_frozen_weights, run_cli  # noqa: E402
-from pix2pix_tf.color import input_to_rgb, make_pair  # noqa: E402
+from pix2pix_tf.color import grey_version  # noqa: E402
 from pix2pix_tf.config import Config  # noqa: E402
+from pix2pix_tf.datasource import write_skipped_list  # noqa: E402
 from pix2pix_tf.errors import UserError  # noqa: E402
 from pix2pix_tf.export import ExportedModel, load_exported, refusal_reason  # noqa: E402
 from pix2pix_tf.metrics import METRICS, SET_METRICS, colorfulness, image_metrics, set_metrics  # noqa: E402
-from pix2pix_tf.sources import SPLITS, is_paired, load_source, resolve_direction  # noqa: E402
+from pix2pix_tf.sources import Example, is_paired, resolve_direction, split_examples  # noqa: E402
 from pix2pix_tf.visualize import save_comparison_figure, to_uint8  # noqa: E402
 
 SPLIT_CHOICES = ("train", "val", "test", "all")
@@ -53,7 +54,6 @@ SCALES_NOTE = ("ssim (tf.image.ssim) and psnr on RGB in [0, 1]; rmsd_255 on [0, 
                "100 dB for identical pictures; ssim_study and rmsd_study_uint8_wrap as the original study's "
                "code computes them (scikit-image SSIM, 7x7 uniform window, on uint8 RGB; RMSD of uint8 "
                "differences, which wrap modulo 256); ab_intersection and colorfulness_ratio over the whole set")
-Example = dict[str, np.ndarray]  # as load_source yields it: {"image"} for colour sets, {"a", "b"} for paired sets
 
 
 @dataclass
@@ -95,13 +95,6 @@ class Task:
 def task_for(model: ExportedModel, config: Config) -> Task:
     """The Task of `model` on `config`'s dataset (the direction: the config's, else the dataset's usual one)."""
     return Task(paired=is_paired(config), color_space=model.color_space, direction=resolve_direction(config))
-
-
-def grey_version(rgb: np.ndarray, color_space: str) -> np.ndarray:
-    """uint8 colour photo [H, W, 3] -> the grey input a `color_space` model was trained on, uint8 [H, W, 1]."""
-    network_input, _ = make_pair(tf.constant(rgb, tf.float32) / 255.0, color_space)
-    grey = tf.reduce_mean(input_to_rgb(network_input, color_space), axis=-1, keepdims=True)
-    return np.round(grey.numpy() * 255.0).astype(np.uint8)
 
 
 def score_pairs(outputs: Sequence[np.ndarray], targets: Sequence[np.ndarray], inputs: Sequence[np.ndarray],
@@ -154,28 +147,6 @@ def source_config(model: ExportedModel, dataset: str | None, data_dir: str | Non
     except ValueError as error:
         raise UserError(str(error)) from error
     return config
-
-
-def split_examples(config: Config, split: str, limit: int | None) -> tuple[list[tuple[str, Example]], int]:
-    """[(name, example)] of `split` ("all": every split; an example that an earlier split already gave, as a
-    folder of under 3 photos does, is left out) and the number of files the source skipped."""
-    examples: list[tuple[str, Example]] = []
-    earlier: set[str] = set()
-    skipped = 0
-    for part in SPLITS if split == "all" else (split,):
-        source = load_source(config, part)
-        skipped = max(skipped, len(source.skipped))  # the folder source lists its skips in every split
-        counts: dict[str, int] = {}
-        for index, example in enumerate(source.examples.as_numpy_iterator()):
-            origin = source.origins[index] if index < len(source.origins) else f"{part}-{index:05d}"
-            if origin in earlier:
-                continue
-            counts[origin] = counts.get(origin, 0) + 1  # several tiles of one photo: name#2, name#3, ...
-            examples.append((origin if counts[origin] == 1 else f"{origin}#{counts[origin]}", example))
-            if limit is not None and len(examples) >= limit:
-                return examples, skipped
-        earlier |= set(counts)
-    return examples, skipped
 
 
 @dataclass
@@ -241,6 +212,7 @@ def evaluate(model_dir: str | Path, out_dir: str | Path | None = None, dataset: 
     summary: dict[str, Any] = {
         "model_dir": str(model_dir), "dataset": config.dataset, "split": split, "n_images": scores.n,
         "refused_by_model": outcome.refused, "files_skipped_by_source": files_skipped,
+        "files_skipped_count": len(files_skipped),
         "baseline": task.baseline_kind,
         "means": {"model": scores.model, f"{task.baseline_kind}_baseline": scores.baseline},
         "target_colorfulness": scores.target_colorfulness, "scales": SCALES_NOTE,
@@ -248,6 +220,9 @@ def evaluate(model_dir: str | Path, out_dir: str | Path | None = None, dataset: 
     }
     write_report(out, summary, scores, outcome)
     print(format_table(scores))
+    if files_skipped:
+        listed = write_skipped_list(out, files_skipped)
+        print(f"skipped {len(files_skipped)} image file(s) that could not be used (all listed in {listed})")
     if outcome.refused:
         print(f"{len(outcome.refused)} example(s) refused by the model (listed in metrics.json)")
     print(f"wrote {out / 'metrics.json'}, per_image.csv and results.png")

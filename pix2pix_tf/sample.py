@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pix2pix_tf.sources import Source, images_dataset
+from pix2pix_tf.datasource import Source, images_dataset
 
 TILE = 256
 STRIDE = 128

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from conftest import Server, jpeg, skimage_crop, write_paired_tar
 from PIL import Image
+from pix2pix_tf.tfds_builders import loading
+from pix2pix_tf.tfds_builders.loading import cvcl_scenes
 
-from pix2pix_tf import builders
-from pix2pix_tf.builders import cvcl_scenes
 from pix2pix_tf.config import Config
 from pix2pix_tf.errors import UserError
 
@@ -59,8 +59,8 @@ def write_cvcl_zip(path: Path, files: dict[str, bytes], folder: str = FOLDER) ->
     return path
 
 
-def load_all(config: Config, split: str) -> tuple[builders.Source, list[dict[str, np.ndarray]]]:
-    source = builders.load_source(config, split)
+def load_all(config: Config, split: str) -> tuple[loading.Source, list[dict[str, np.ndarray]]]:
+    source = loading.load_source(config, split)
     return source, list(source.examples.as_numpy_iterator())
 
 
@@ -81,16 +81,16 @@ def test_split_is_a_pinned_hash_of_the_name_with_90_5_5_proportions() -> None:
 
 
 def test_registry_and_default_directions() -> None:
-    assert set(builders.DATASETS) == {
+    assert set(loading.DATASETS) == {
         "opencountry", "forest", "coast", "mountain", "highway", "street", "insidecity", "tallbuilding",
         "facades", "cityscapes", "maps", "edges2shoes", "edges2handbags", "night2day"}
-    assert builders.default_direction("facades") == "BtoA"
-    assert builders.default_direction("cityscapes") == "BtoA"
+    assert loading.default_direction("facades") == "BtoA"
+    assert loading.default_direction("cityscapes") == "BtoA"
     for name in ("maps", "edges2shoes", "edges2handbags", "night2day"):
-        assert builders.default_direction(name) == "AtoB"
-    assert builders.default_direction("opencountry") is None
+        assert loading.default_direction(name) == "AtoB"
+    assert loading.default_direction("opencountry") is None
     with pytest.raises(UserError, match="Unknown dataset 'nope'"):
-        builders.default_direction("nope")
+        loading.default_direction("nope")
     assert cvcl_scenes.CATEGORIES["opencountry"] == 410 and sum(cvcl_scenes.CATEGORIES.values()) == 2688
 
 
@@ -134,7 +134,7 @@ def test_cvcl_download_over_http_then_reuse(serve: Server, tmp_path: Path, cvcl_
     assert serve.requests.count(f"/{FOLDER}.zip") == 1
 
     with pytest.raises(UserError, match="no 'validation' split; available: .*train.*val.*test"):
-        builders.load_source(config, "validation")
+        loading.load_source(config, "validation")
 
 
 def test_cvcl_from_data_dir_archive_and_extracted_folder(tmp_path: Path, cvcl_files: dict[str, bytes],
@@ -160,7 +160,7 @@ def test_offline_gives_one_clear_paragraph(closed_url: str, tfds_dir: Path,
     url = f"{closed_url}/{FOLDER}.zip"
     monkeypatch.setenv("PIX2PIX_CVCL_URL", url)
     with pytest.raises(UserError) as info:
-        builders.load_source(Config(dataset="opencountry"), "train")
+        loading.load_source(Config(dataset="opencountry"), "train")
     message = str(info.value)
     assert "\n" not in message
     assert url in message and "Could not download the MIT CVCL scenes archive" in message
@@ -173,7 +173,7 @@ def test_offline_gives_one_clear_paragraph(closed_url: str, tfds_dir: Path,
 def test_http_error_is_reported(serve: Server, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PIX2PIX_BERKELEY_URL_BASE", f"{serve.url}/missing/")
     with pytest.raises(UserError, match=r"HTTP error 404.*--data-dir PATH/facades\.tar\.gz"):
-        builders.load_source(Config(dataset="facades"), "train")
+        loading.load_source(Config(dataset="facades"), "train")
     assert serve.requests == ["/missing/facades.tar.gz"]
 
 
@@ -182,19 +182,19 @@ def test_wrong_or_bad_data_dir(tmp_path: Path, cvcl_files: dict[str, bytes]) -> 
     with pytest.raises(UserError, match=r"is not the MIT CVCL scenes archive: it has no "
                                         rf"{FOLDER}/ folder with coast_\*\.jpg images\. "
                                         r"Use the file from http://127\.0\.0\.1:9/unused\.zip"):
-        builders.load_source(Config(dataset="coast", data_dir=str(wrong)), "train")
+        loading.load_source(Config(dataset="coast", data_dir=str(wrong)), "train")
 
     corrupt = tmp_path / "facades.tar.gz"
     corrupt.write_bytes(b"\x1f\x8b\x08\x00 definitely truncated")
     with pytest.raises(UserError, match=r"facades\.tar\.gz is not a readable \.zip or \.tar\.gz archive"):
-        builders.load_source(Config(dataset="facades", data_dir=str(corrupt)), "train")
+        loading.load_source(Config(dataset="facades", data_dir=str(corrupt)), "train")
 
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(UserError, match=r"holds neither facades\.tar\.gz nor the extracted facades/"):
-        builders.load_source(Config(dataset="facades", data_dir=str(empty)), "train")
+        loading.load_source(Config(dataset="facades", data_dir=str(empty)), "train")
     with pytest.raises(UserError, match="does not exist"):
-        builders.load_source(Config(dataset="facades", data_dir=str(tmp_path / "nowhere")), "train")
+        loading.load_source(Config(dataset="facades", data_dir=str(tmp_path / "nowhere")), "train")
 
 
 def test_corrupt_download_is_removed_and_explained(serve: Server, tmp_path: Path, tfds_dir: Path,
@@ -204,7 +204,7 @@ def test_corrupt_download_is_removed_and_explained(serve: Server, tmp_path: Path
     with pytest.raises(UserError, match=r"maps\.tar\.gz is not a readable \.zip or \.tar\.gz archive "
                                         r"\(neither a zip nor a \(compressed\) tar file\); it was deleted; run "
                                         "again to download it anew.$") as info:
-        builders.load_source(Config(dataset="maps"), "train")
+        loading.load_source(Config(dataset="maps"), "train")
     assert "\n" not in str(info.value)
     assert not (tfds_dir / "downloads" / "maps.tar.gz").exists()
 
@@ -242,10 +242,10 @@ def test_paired_splits_as_in_archive_and_corrupt_member(tmp_path: Path) -> None:
         info = tarfile.TarInfo("cityscapes/train/9.jpg")
         info.size = len(bad)
         tf.addfile(info, io.BytesIO(bad))
-    source = builders.load_source(Config(dataset="cityscapes", data_dir=str(archive)), "train")
+    source = loading.load_source(Config(dataset="cityscapes", data_dir=str(archive)), "train")
     assert source.size == 2 and len(source.skipped) == 1 and source.skipped[0].startswith("train/9.jpg: ")
     with pytest.raises(UserError, match=r"cityscapes has no 'test' split; available: train, val\."):
-        builders.load_source(Config(dataset="cityscapes", data_dir=str(archive)), "test")
+        loading.load_source(Config(dataset="cityscapes", data_dir=str(archive)), "test")
 
 
 def test_builder_modules_load_the_way_tfds_build_does(tmp_path: Path) -> None:

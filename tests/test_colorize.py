@@ -126,3 +126,18 @@ def test_inference_entry_points_assume_frozen_weights_but_keep_a_users_setting(
     for module_file in ("colorize.py", "evaluate.py"):
         assert 'if __name__ == "__main__":\n    raise SystemExit(inference_process_main())' in (
             REPO / "pix2pix_tf" / module_file).read_text()
+
+
+def test_every_skipped_input_is_named_and_listed_in_the_output_folder(tmp_path: Path, model: Path, inputs: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    (inputs / "empty.png").write_bytes(b"")
+    (inputs / "nested" / "text.jpg").write_text("a text file named .jpg")
+    Image.fromarray(skimage.data.coffee()).resize((4, 4)).save(inputs / "tiny.png")  # under the 8 px minimum
+    out = tmp_path / "out"
+    assert main(["--model", str(model), str(inputs), "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    listed = (out / "skipped_files.txt").read_text().splitlines()
+    names = ["broken.jpg", "empty.png", "nested/text.jpg", "tiny.png"]
+    assert len(listed) == 4 and all(any(name in line for line in listed) for name in names)
+    assert all(name in captured.err for name in names)
+    assert "skipped 4" in captured.out and str(out / "skipped_files.txt") in captured.out

@@ -13,8 +13,8 @@ from PIL import Image
 
 from pix2pix_tf import color, data
 from pix2pix_tf.config import Config
+from pix2pix_tf.datasource import Source, load_size
 from pix2pix_tf.errors import UserError
-from pix2pix_tf.sources import Source, load_size
 
 PhotoFolderFactory = Callable[..., Path]
 SIZE = 32
@@ -161,20 +161,31 @@ def test_fixed_examples(config: Config) -> None:
     assert data.fixed_examples(config, 0)[0].shape == (0, SIZE, SIZE, 3)
 
 
-def test_skipped_files_are_reported_once(make_photo_folder: PhotoFolderFactory,
-                                         caplog: pytest.LogCaptureFixture) -> None:
+def test_skipped_files_are_reported_once_and_all_listed_in_the_run_dir(
+        make_photo_folder: PhotoFolderFactory, caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
     folder = make_photo_folder(6)
+    bad = {"broken.jpg": "not a readable image", "sub/empty.png": "empty file (0 bytes)",
+           "also_broken.png": "not a readable image", "zero.jpeg": "empty file (0 bytes)",
+           "truncated.jpg": "cannot decode"}
     (folder / "broken.jpg").write_text("not an image")
+    (folder / "also_broken.png").write_text("nor this")
     (folder / "sub" / "empty.png").write_bytes(b"")
-    config = Config(dataset="folder", data_dir=str(folder), image_size=SIZE, batch_size=1)
+    (folder / "zero.jpeg").write_bytes(b"")
+    encoded = (folder / "photo_001.jpg").read_bytes()
+    (folder / "truncated.jpg").write_bytes(encoded[: len(encoded) // 3])
+    run_dir = tmp_path / "run"
+    config = Config(dataset="folder", data_dir=str(folder), image_size=SIZE, batch_size=1, run_dir=str(run_dir))
     with caplog.at_level(logging.WARNING, logger="pix2pix_tf.data"):
         data.train_dataset(config, 0)
         data.train_dataset(config, 1)
         data.eval_dataset(config, "val")
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
-    assert "skipped 2 of 8 image files" in warnings[0]
-    assert "broken.jpg: not a readable image" in warnings[0] and "sub/empty.png: empty file" in warnings[0]
+    assert "skipped 5 of 11 image files" in warnings[0] and "+2 more" in warnings[0]
+    assert str(run_dir / "skipped_files.txt") in warnings[0]
+    listed = dict(line.split(": ", 1) for line in (run_dir / "skipped_files.txt").read_text().splitlines())
+    assert set(listed) == set(bad)
+    assert all(listed[name].startswith(reason) for name, reason in bad.items())
 
 
 def test_batch_larger_than_the_train_split_is_a_user_error(config: Config) -> None:

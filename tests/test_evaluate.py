@@ -21,11 +21,12 @@ from skimage.color import rgb2lab
 from skimage.metrics import structural_similarity
 
 from pix2pix_tf.config import Config
+from pix2pix_tf.datasource import SPLITS
 from pix2pix_tf.evaluate import grey_version, main, score_pairs
 from pix2pix_tf.export import export_generator
 from pix2pix_tf.metrics import image_metrics, set_metrics
 from pix2pix_tf.models import build_generator
-from pix2pix_tf.sources import SPLITS, load_source
+from pix2pix_tf.sources import load_source
 
 REPO = Path(__file__).resolve().parents[1]
 LUMA = np.array([0.2989, 0.5870, 0.1140])  # ITU-R BT.601, as tf.image.rgb_to_grayscale
@@ -240,3 +241,23 @@ def test_paired_set_scored_beside_the_input_copy(tmp_path: Path, tfds_dir: Path,
                  "--out", str(out)]) == 0
     summary = json.loads((out / "metrics.json").read_text())
     assert summary["means"]["model"] == summary["means"]["input_baseline"]
+
+
+def test_every_skipped_photo_is_listed_in_the_report_folder(tmp_path: Path, photo_folder: Path, tiny_model: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    bad = ["empty.jpg", "notes.jpg", "sub/truncated.png", "grey.png", "tiny.png"]
+    (photo_folder / "empty.jpg").write_bytes(b"")
+    (photo_folder / "notes.jpg").write_text("not a picture")
+    encoded = (photo_folder / "coffee.png").read_bytes()
+    (photo_folder / "sub" / "truncated.png").write_bytes(encoded[: len(encoded) // 2])
+    Image.fromarray(skimage.data.camera()).save(photo_folder / "grey.png")
+    Image.fromarray(skimage.data.coffee()).resize((3, 2)).save(photo_folder / "tiny.png")
+    out = tmp_path / "report"
+    assert main(["--model", str(tiny_model), "--data-dir", str(photo_folder), "--split", "all",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"skipped 5 image file(s) that could not be used (all listed in {out / 'skipped_files.txt'})" in printed
+    listed = (out / "skipped_files.txt").read_text().splitlines()
+    assert sorted(line.split(": ", 1)[0] for line in listed) == sorted(bad)
+    summary = json.loads((out / "metrics.json").read_text())
+    assert summary["files_skipped_count"] == 5 and summary["n_images"] == 4

@@ -97,7 +97,7 @@ def test_an_export_without_a_chosen_factor_records_one(tmp_path) -> None:
 
 
 def test_the_choice_is_the_factor_that_undoes_oversaturation(photo: np.ndarray) -> None:
-    """A colorizer that paints the true colours twice as strong is best calibrated at 0.5."""
+    """A colorizer that paints the true colours twice as strong is calibrated at 0.5, as colourful as the photos."""
     targets = [photo, photo[:, ::-1].copy()]
     greys = [grey_version(t, "lab") for t in targets]
     truth = {g.tobytes(): t for g, t in zip(greys, targets, strict=True)}
@@ -105,24 +105,28 @@ def test_the_choice_is_the_factor_that_undoes_oversaturation(photo: np.ndarray) 
     def oversaturated(grey: np.ndarray, scale: float) -> np.ndarray:
         return with_chroma(truth[grey.tobytes()], 2.0 * scale)
 
-    scale, scores = choose_scale(oversaturated, greys, targets)
-    assert scale == 0.5
-    assert scores["0.5"] < 0.5 < scores["1.0"]
-    assert set(scores) == {str(s) for s in SCALE_GRID}
+    scores = choose_scale(oversaturated, greys, targets)
+    assert scores.scale == 0.5
+    assert scores.colorfulness["0.5"] == pytest.approx(scores.target_colorfulness, rel=0.02)
+    assert scores.ciede2000["0.5"] < 0.5 < scores.ciede2000["1.0"]
+    assert set(scores.colorfulness) == set(scores.ciede2000) == {str(s) for s in SCALE_GRID}
 
 
-def test_the_choice_is_zero_for_garbage_chroma(photo: np.ndarray) -> None:
-    """A colorizer that paints everything strongly magenta is best switched off."""
+def test_the_choice_never_returns_grey_even_where_grey_has_the_lowest_error(photo: np.ndarray) -> None:
+    """A colorizer that paints everything magenta scores best per pixel at 0 (grey), but the calibration
+    keeps the factor that makes it as colourful as the photo: a per-pixel criterion would hand back grey."""
     grey = grey_version(photo, "lab")
 
     def magenta(grey_image: np.ndarray, scale: float) -> np.ndarray:
         lab = tf.concat([color.rgb_to_lab(np.repeat(grey_image, 3, axis=-1) / 255.0)[..., :1],
-                         tf.fill([*grey_image.shape[:2], 2], 60.0 * scale) * [1.0, -1.0]], axis=-1)
+                         tf.fill([*grey_image.shape[:2], 2], 30.0 * scale) * [1.0, -1.0]], axis=-1)
         return np.round(color.lab_to_rgb(lab).numpy() * 255.0).astype(np.uint8)
 
-    scale, scores = choose_scale(magenta, [grey], [photo])
-    assert scale == 0.0
-    assert scores["0.0"] < scores["1.0"]
+    scores = choose_scale(magenta, [grey], [photo])
+    assert min(scores.ciede2000, key=scores.ciede2000.get) == "0.0"
+    assert scores.scale > 0
+    nearest = min(abs(v - scores.target_colorfulness) for v in scores.colorfulness.values())
+    assert abs(scores.colorfulness[str(scores.scale)] - scores.target_colorfulness) == nearest
 
 
 def quality_bench() -> ModuleType:

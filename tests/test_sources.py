@@ -12,8 +12,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from pix2pix_tf import sample, sources
+from pix2pix_tf import photo_folder, sample, sources
 from pix2pix_tf.config import Config
+from pix2pix_tf.datasource import SPLITS
 from pix2pix_tf.errors import UserError
 
 PhotoFolderFactory = Callable[..., Path]
@@ -25,7 +26,7 @@ def folder_config(folder: Path) -> Config:
 
 
 def read(path: Path) -> np.ndarray | str:
-    return sources.read_photo(path, max_short_side=1000, min_short_side=SIZE // sources.MIN_SIDE_DIVISOR)
+    return photo_folder.read_photo(path, max_short_side=1000, min_short_side=SIZE // photo_folder.MIN_SIDE_DIVISOR)
 
 
 def mean_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
@@ -76,7 +77,7 @@ def test_palette_png_becomes_rgb(tmp_path: Path, photo: np.ndarray) -> None:
 def test_large_photo_is_shrunk_to_the_load_size(tmp_path: Path, photo: np.ndarray) -> None:
     path = tmp_path / "big.jpg"
     Image.fromarray(photo).save(path, quality=95)
-    rgb = sources.read_photo(path, max_short_side=36, min_short_side=8)
+    rgb = photo_folder.read_photo(path, max_short_side=36, min_short_side=8)
     assert isinstance(rgb, np.ndarray) and rgb.shape == (36, 54, 3)
 
 
@@ -114,7 +115,7 @@ def test_bad_files_are_skipped_with_reasons_and_counted(messy_folder: Path) -> N
     assert reasons["notes.jpg"] == "not a readable image"
     assert "truncated" in reasons["truncated.jpg"]
     assert source.scanned == 16  # 6 good + 4 odd good + 6 bad; readme.txt is not looked at
-    kept = [sources.load_source(folder_config(messy_folder), split).origins for split in sources.SPLITS]
+    kept = [sources.load_source(folder_config(messy_folder), split).origins for split in SPLITS]
     assert set().union(*kept) == {f"{'sub/' if i % 3 == 0 else ''}photo_{i:03d}.jpg" for i in range(6)} | {
         "UPPER.JPG", "sub/web.webp", "bitmap.bmp", "smaller_than_crop.png"}
 
@@ -122,7 +123,7 @@ def test_bad_files_are_skipped_with_reasons_and_counted(messy_folder: Path) -> N
 def test_folder_scan_is_cached(make_photo_folder: PhotoFolderFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     config = folder_config(make_photo_folder(5))
     sources.load_source(config, "train")
-    monkeypatch.setattr(sources, "read_photo", lambda *args: pytest.fail("folder rescanned"))
+    monkeypatch.setattr(photo_folder, "read_photo", lambda *args: pytest.fail("folder rescanned"))
     assert sources.load_source(config, "val").size >= 1
 
 
@@ -157,37 +158,37 @@ def test_split_is_independent_of_file_order() -> None:
     names = [f"dir{i % 7}/IMG_{i:04d}.jpg" for i in range(300)]
     shuffled = names.copy()
     random.Random(1).shuffle(shuffled)
-    assert sources.assign_splits(names) == sources.assign_splits(shuffled)
+    assert photo_folder.assign_splits(names) == photo_folder.assign_splits(shuffled)
 
 
 def test_split_fractions_disjointness_and_stability() -> None:
     names = [f"IMG_{i:05d}.jpg" for i in range(4000)]
-    splits = sources.assign_splits(names)
+    splits = photo_folder.assign_splits(names)
     assert sorted(sum(splits.values(), [])) == sorted(names)  # each photo in exactly one split
     assert 0.88 < len(splits["train"]) / len(names) < 0.92
     assert 0.035 < len(splits["val"]) / len(names) < 0.065
-    grown = sources.assign_splits([*names, "new_photo.jpg"])
-    for split in sources.SPLITS:  # adding a photo moves no other photo
+    grown = photo_folder.assign_splits([*names, "new_photo.jpg"])
+    for split in SPLITS:  # adding a photo moves no other photo
         assert set(splits[split]) <= set(grown[split])
 
 
 @pytest.mark.parametrize("count", [3, 4, 5, 8, 20])
 def test_small_folders_still_fill_every_split(count: int) -> None:
     names = [f"p{i}.jpg" for i in range(count)]
-    splits = sources.assign_splits(names)
-    assert all(splits[split] for split in sources.SPLITS)
+    splits = photo_folder.assign_splits(names)
+    assert all(splits[split] for split in SPLITS)
     assert sorted(sum(splits.values(), [])) == sorted(names)
 
 
 @pytest.mark.parametrize("count", [1, 2])
 def test_one_or_two_photos_are_used_for_every_split(count: int) -> None:
     names = [f"p{i}.jpg" for i in range(count)]
-    assert sources.assign_splits(names) == {split: names for split in sources.SPLITS}
+    assert photo_folder.assign_splits(names) == {split: names for split in SPLITS}
 
 
 def test_folder_splits_are_disjoint(make_photo_folder: PhotoFolderFactory) -> None:
     config = folder_config(make_photo_folder(24))
-    origins = {split: sources.load_source(config, split).origins for split in sources.SPLITS}
+    origins = {split: sources.load_source(config, split).origins for split in SPLITS}
     assert all(origins.values())
     assert sum(len(o) for o in origins.values()) == len(set().union(*origins.values())) == 24
 
@@ -196,7 +197,7 @@ def test_folder_splits_are_disjoint(make_photo_folder: PhotoFolderFactory) -> No
 
 
 def test_sample_tiles_split_by_photo() -> None:
-    splits = {split: sources.load_source(Config(dataset="sample"), split) for split in sources.SPLITS}
+    splits = {split: sources.load_source(Config(dataset="sample"), split) for split in SPLITS}
     assert 50 <= splits["train"].size <= 150 and splits["val"].size and splits["test"].size
     photos = {split: set(source.origins) for split, source in splits.items()}
     assert not photos["train"] & photos["val"] and not photos["train"] & photos["test"]

@@ -1,4 +1,4 @@
-"""Bridge from the rest of the package to the TFDS builders in the top-level `datasets/` folder.
+"""The TFDS builders of this folder as the package's data sources.
 
 `load_source(config, split)` prepares the builder config named by `config.dataset` (downloading it, or
 taking the archive / extracted folder given as `config.data_dir`) into TFDS's data dir ($TFDS_DATA_DIR,
@@ -13,13 +13,13 @@ from pathlib import Path
 
 import tensorflow as tf
 import tensorflow_datasets as tfds
-
-from pix2pix_tf.config import Config
-from pix2pix_tf.errors import UserError
-from pix2pix_tf.sources import Source
 from pix2pix_tf.tfds_builders import archives
 from pix2pix_tf.tfds_builders.cvcl_scenes import cvcl_scenes
 from pix2pix_tf.tfds_builders.pix2pix_paired import pix2pix_paired
+
+from pix2pix_tf.config import Config
+from pix2pix_tf.datasource import Source
+from pix2pix_tf.errors import UserError
 
 
 @dataclass(frozen=True)
