@@ -38,7 +38,8 @@ output is ``output_0``. Note that TensorFlow casts a *NumPy* float array passed 
 uint8 before the graph sees it (so [0, 1] floats come out black); float `tf.Tensor`s and any float input to
 a signature are refused with a dtype error.
 
-`load_exported` is the loader the evaluate and colorize tools share (TensorFlow only, no Keras).
+The generator runs in its inference forms (`layer_forms.apply_layer_forms`). `load_exported` is the loader
+the evaluate and colorize tools share (TensorFlow only, no Keras).
 """
 
 from __future__ import annotations
@@ -225,110 +226,6 @@ def colorize_graph(images: tf.Tensor, generator: keras.Model, config: Config, pa
     return tf.cond(at_working_size, lambda: _lab_to_uint8_xla(lightness, ab), lambda: _lab_to_uint8(lightness, ab))
 
 
-SUBPIXEL_MAX_FILTERS = 4  # transposed convolutions with at most this many outputs (the output layer) go sub-pixel
-# Bias-free transposed convolutions whose input is at most this many pixels high and wide at the working size
-# (the decoder's inner layers) go to the phase form. Measured per layer with oneDNN keeping the converted weights
-# (256 px, ngf 64, bf16; bench/README.md): at batch 1 1.3-4.8x as fast up to 16 px, equal at 32 px, 7-15% slower
-# at 64 px; at batch 8 1.2-2.8x as fast up to 8 px, equal at 16 px, 9-13% slower at 32 px, 25% at 64 px.
-PHASE_MAX_SIDE = 16
-# Those fed at most this many pixels a side take `models.MatmulConv2DTranspose` instead (one matrix product and an
-# overlap-add). Forward only, 256 px, bf16, ms per layer fed 1 / 2 / 4 px, phase -> matrix product: at batch 1
-# 1.17 / 2.10 / 2.47 -> 0.54 / 0.78 / 1.08 without frozen weights, 0.41 / 0.65 / 0.95 -> 0.50 / 1.05 / 1.12 with;
-# at batch 8 1.69 / 3.80 / 5.76 -> 0.62 / 1.45 / 3.66 without, 0.88 / 2.57 / 4.74 -> 0.70 / 1.53 / 3.65 with.
-MATMUL_MAX_SIDE = 4
-
-
-def inference_generator(generator: keras.Model, image_size: int | None = None) -> keras.Model:
-    """`generator` rewritten for inference: the same function, computed faster on CPU.
-
-    * Under a mixed policy Keras keeps float32 variables and casts every kernel (54 M values for the 256 px
-      U-Net) to the compute dtype on each call; the copy holds each convolution's weights cast once, the same
-      rounding the call would do. Normalisation parameters stay float32, as the fused kernel takes them. The
-      SavedModel's weights shrink to about half.
-    * A stride-2, 4x4 'same' transposed convolution with few outputs (the 3- or 2-channel output layer) becomes
-      `models.SubPixelDeconvolution`, its exact sub-pixel form (same numbers up to summation order).
-    * Given the working `image_size`, a bias-free one whose input is at most `MATMUL_MAX_SIDE` pixels on a side
-      there becomes `models.MatmulConv2DTranspose` (one matrix product, whose operand oneDNN packs faster than it
-      converts a convolution's weights), and one fed at most `PHASE_MAX_SIDE` pixels `models.PhaseDeconvolution`:
-      forward convolutions, whose weights oneDNN converts to its layout once per process when told the weights
-      are frozen (`cli.assume_frozen_weights`), where it converts a transposed convolution's on every call. Both
-      give the same numbers up to summation order.
-    * Training's forms of the encoder's inner layers (`models.MatmulConv2D`, `models.MatmulGradientConv2D`)
-      become oneDNN's convolutions again, faster for inference once their weights are converted; so do those of
-      the decoder where the rules above give them no other form.
-    Returns `generator` itself when there is nothing to rewrite.
-    """
-    import keras
-
-    from pix2pix_tf.models import (
-        MatmulConv2D,
-        MatmulConv2DTranspose,
-        MatmulGradientConv2D,
-        PhaseDeconvolution,
-        SubPixelDeconvolution,
-        phase_kernels,
-        subpixel_kernel,
-    )
-
-    convolutions = (keras.layers.Conv2D, keras.layers.Conv2DTranspose)
-    plain_class = {MatmulConv2D: keras.layers.Conv2D, MatmulGradientConv2D: keras.layers.Conv2D,
-                   MatmulConv2DTranspose: keras.layers.Conv2DTranspose}
-
-    def stride2_4x4_same(layer: keras.layers.Layer) -> bool:
-        return (isinstance(layer, keras.layers.Conv2DTranspose) and tuple(layer.strides) == (2, 2)
-                and tuple(layer.kernel_size) == (4, 4) and layer.padding == "same"
-                and tuple(layer.dilation_rate) == (1, 1) and layer.get_config()["activation"] == "linear")
-
-    transposed = [layer for layer in generator.layers if stride2_4x4_same(layer)]
-    input_sides: dict[str, int] = {}
-    if image_size is not None and transposed:
-        probe = keras.Model(generator.inputs, [layer.input for layer in transposed])
-        shapes = probe.compute_output_shape((1, image_size, image_size, generator.inputs[0].shape[-1]))
-        input_sides = {layer.name: max(shape[1:3]) for layer, shape in zip(transposed, shapes, strict=True)}
-
-    def subpixel(layer: keras.layers.Layer) -> bool:
-        return stride2_4x4_same(layer) and layer.filters <= SUBPIXEL_MAX_FILTERS
-
-    def fed_at_most(layer: keras.layers.Layer, side: int) -> bool:
-        return (stride2_4x4_same(layer) and not subpixel(layer) and not layer.use_bias
-                and input_sides.get(layer.name, side + 1) <= side)
-
-    def matmul(layer: keras.layers.Layer) -> bool:
-        return fed_at_most(layer, MATMUL_MAX_SIDE)
-
-    def phased(layer: keras.layers.Layer) -> bool:
-        return fed_at_most(layer, PHASE_MAX_SIDE) and not matmul(layer)
-
-    def cast_once(layer: keras.layers.Layer) -> bool:
-        return isinstance(layer, convolutions) and layer.compute_dtype != layer.variable_dtype
-
-    if not any(subpixel(layer) or phased(layer) or matmul(layer) or cast_once(layer) or type(layer) in plain_class
-               for layer in generator.layers):
-        return generator
-
-    def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
-        if not isinstance(layer, convolutions):
-            return layer.__class__.from_config(layer.get_config())
-        if subpixel(layer):
-            return SubPixelDeconvolution(layer.filters, name=layer.name, dtype=layer.compute_dtype)
-        if phased(layer):
-            return PhaseDeconvolution(layer.filters, name=layer.name, dtype=layer.compute_dtype)
-        kind = MatmulConv2DTranspose if matmul(layer) else plain_class.get(type(layer), type(layer))
-        return kind.from_config({**layer.get_config(), "dtype": layer.compute_dtype})
-
-    copy = keras.models.clone_model(generator, clone_function=clone)
-    for source, target in zip(generator.layers, copy.layers, strict=True):
-        weights = [np.asarray(w) for w in source.get_weights()]
-        if isinstance(target, SubPixelDeconvolution):
-            bias = weights[1] if source.use_bias else np.zeros([source.filters], np.float32)
-            weights = [subpixel_kernel(weights[0]), np.tile(bias, 4)]
-        elif isinstance(target, PhaseDeconvolution):
-            weights = phase_kernels(weights[0])
-        for value, variable in zip(weights, target.weights, strict=True):
-            variable.assign(tf.cast(value, variable.dtype))
-    return copy
-
-
 def export_generator(generator: keras.Model, config: Config, export_dir: str | Path, step: int) -> Path:
     """Write the colorizing SavedModel of `generator` to `export_dir` (replacing an earlier export there).
 
@@ -336,6 +233,8 @@ def export_generator(generator: keras.Model, config: Config, export_dir: str | P
     export. A non-empty `export_dir` that is not a SavedModel is left alone (UserError).
     """
     import keras
+
+    from pix2pix_tf.layer_forms import apply_layer_forms
 
     export_dir = Path(export_dir)
     if export_dir.exists() and any(export_dir.iterdir()) and not (export_dir / "saved_model.pb").exists():
@@ -345,7 +244,7 @@ def export_generator(generator: keras.Model, config: Config, export_dir: str | P
     metadata_values = metadata_for(config, step)
     paired = metadata_values["paired"]
     meta_json = json.dumps(metadata_values, sort_keys=True)
-    generator = inference_generator(generator, config.image_size)
+    generator = apply_layer_forms(generator, config, "inference")
 
     def colorize(images: tf.Tensor) -> tf.Tensor:
         return colorize_graph(images, generator, config, paired)

@@ -334,13 +334,13 @@ def test_inference_copy_computes_the_generator_faster_forms(tmp_path: Path) -> N
     outputs, normalisation stays float32, and the SavedModel is smaller."""
     import tensorflow as tf
 
-    from pix2pix_tf.export import colorize_graph, inference_generator
-    from pix2pix_tf.models import MatmulConv2DTranspose, SubPixelDeconvolution
+    from pix2pix_tf.export import colorize_graph
+    from pix2pix_tf.layer_forms import MatmulConv2DTranspose, SubPixelDeconvolution, apply_layer_forms
 
     config = Config(image_size=32, ngf=4, color_space="lab", chroma_scale=1.0)
     keras.utils.set_random_seed(0)
     fp32_generator = build_generator(config)
-    fp32_copy = inference_generator(fp32_generator, config.image_size)
+    fp32_copy = apply_layer_forms(fp32_generator, config, "inference")
     assert isinstance(fp32_copy.get_layer("output_deconv"), SubPixelDeconvolution)
     # up1 has 4 outputs at ngf 4, few enough for the sub-pixel form
     assert all(isinstance(fp32_copy.get_layer(f"up{k}_deconv"), MatmulConv2DTranspose) for k in range(2, 5))
@@ -353,7 +353,7 @@ def test_inference_copy_computes_the_generator_faster_forms(tmp_path: Path) -> N
         keras.utils.set_random_seed(0)
         generator = build_generator(config)
         generator.get_layer("down2_norm").moving_mean.assign(tf.fill([8], 0.25))  # not the initial statistics
-        copy = inference_generator(generator, config.image_size)
+        copy = apply_layer_forms(generator, config, "inference")
         kernels = {v.dtype for layer in copy.layers for v in layer.weights if "conv" in layer.name}
         norms = {v.dtype for layer in copy.layers for v in layer.weights if "norm" in layer.name}
         assert kernels == {"bfloat16"} and norms == {"float32"}
@@ -373,47 +373,6 @@ def test_inference_copy_computes_the_generator_faster_forms(tmp_path: Path) -> N
         return sum(f.stat().st_size for f in (path / "variables").iterdir())
 
     assert weight_bytes(bf16_export) < 0.6 * weight_bytes(fp32_export)
-
-
-def test_phase_and_matrix_forms_only_where_the_decoder_input_is_small() -> None:
-    """At 128 px the decoder layer fed 32 x 32 pictures keeps its transposed form; those fed 16 and 8 px take the
-    phase form, those fed up to 4 px (MATMUL_MAX_SIDE) the matrix-product form; without a working size nothing
-    is rewritten to either."""
-    from pix2pix_tf.export import MATMUL_MAX_SIDE, PHASE_MAX_SIDE, inference_generator
-    from pix2pix_tf.models import MatmulConv2DTranspose, PhaseDeconvolution
-
-    generator = build_generator(Config(image_size=128, ngf=8))
-    kinds = {k: type(inference_generator(generator, 128).get_layer(f"up{k}_deconv")) for k in range(1, 7)}
-    assert 128 >> 2 > PHASE_MAX_SIDE >= 128 >> 3 > 128 >> 4 > MATMUL_MAX_SIDE >= 128 >> 5  # up k is fed 64 >> k px
-    assert kinds[1] is keras.layers.Conv2DTranspose
-    assert kinds[2] is kinds[3] is PhaseDeconvolution
-    assert kinds[4] is kinds[5] is kinds[6] is MatmulConv2DTranspose
-    plain = inference_generator(generator)
-    assert all(type(plain.get_layer(f"up{k}_deconv")) is keras.layers.Conv2DTranspose for k in range(1, 7))
-
-
-def test_inference_copy_turns_the_encoders_matrix_products_back_into_convolutions() -> None:
-    """Training's matrix-product forms of the encoder's innermost layers go back to oneDNN's convolutions in the
-    export's copy (faster there once their weights are converted), with or without a working size; the decoder
-    keeps them only where the export's own rule gives them; same outputs."""
-    import tensorflow as tf
-
-    from pix2pix_tf.export import inference_generator
-    from pix2pix_tf.models import MatmulConv2D, MatmulConv2DTranspose
-
-    keras.utils.set_random_seed(0)
-    generator = build_generator(Config(image_size=64, ngf=4))
-    assert any(isinstance(layer, MatmulConv2D | MatmulConv2DTranspose) for layer in generator.layers)
-    inputs = tf.random.uniform([2, 64, 64, 3], -1.0, 1.0, seed=1)
-    # At 64 px up k is fed 32 >> k pixels: up3, up4 and up5 (4, 2 and 1 px) take the export's matrix-product form.
-    expected_decoder = {(64, "up3_deconv"), (64, "up4_deconv"), (64, "up5_deconv")}
-    for size in (64, None):
-        copy = inference_generator(generator, size)
-        assert not any(isinstance(layer, MatmulConv2D) for layer in copy.layers)
-        decoder = {(size, layer.name) for layer in copy.layers if isinstance(layer, MatmulConv2DTranspose)}
-        assert decoder == {entry for entry in expected_decoder if entry[0] == size}
-        np.testing.assert_allclose(copy(inputs, training=False).numpy(), generator(inputs, training=False).numpy(),
-                                   atol=1e-5)
 
 
 FROZEN_WEIGHTS_CHILD = """

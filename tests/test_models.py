@@ -3,28 +3,16 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from pix2pix_tf.color import AB_SCALE, rgb_to_lab
 from pix2pix_tf.config import Config
 from pix2pix_tf.models import (
     CLASS_STRIDE,
-    MATMUL_GRADIENT_MAX_SIDE,
-    MATMUL_MAX_DECODER_PIXELS,
-    MATMUL_MAX_ENCODER_PIXELS,
     AnnealedMean,
-    FusedBatchNormalization,
-    MatmulConv2D,
-    MatmulConv2DTranspose,
-    MatmulGradientConv2D,
-    PhaseDeconvolution,
-    SubPixelDeconvolution,
     ab_bin_centres,
     build_discriminator,
     build_generator,
     generator_depth,
-    phase_kernels,
-    subpixel_kernel,
 )
 
 
@@ -59,6 +47,20 @@ def test_output_shapes_follow_size_and_colour_space(size: int, color_space: str,
     assert logits.shape == (2, size // 8, size // 8, 1)  # 3 stride-2 layers, then two stride-1 ones
 
 
+def test_networks_follow_the_papers_layer_lists() -> None:
+    """At 256 px: encoder C64-C128-C256-C512-C512-C512-C512-C512, decoder CD512-CD512-CD512-C512-C256-C128-C64,
+    PatchGAN C64-C128-C256-C512 (Isola et al. 2017, appendix 6.1); no norm on the first blocks."""
+    config = Config(image_size=256, layer_forms="plain")
+    generator, discriminator = build_generator(config), build_discriminator(config)
+    names = {layer.name for layer in generator.layers}
+    assert [generator.get_layer(f"down{k}_conv").filters for k in range(1, 9)] == [64, 128, 256] + [512] * 5
+    assert [generator.get_layer(f"up{k}_deconv").filters for k in range(7, 0, -1)] == [512] * 4 + [256, 128, 64]
+    assert [f"up{k}_dropout" in names for k in range(7, 0, -1)] == [True] * 3 + [False] * 4
+    assert "down1_norm" not in names and "down2_norm" in names
+    assert [discriminator.get_layer(f"d{k}_conv").filters for k in range(1, 5)] == [64, 128, 256, 512]
+    assert [discriminator.get_layer(f"d{k}_conv").strides for k in range(1, 5)] == [(2, 2)] * 3 + [(1, 1)]
+
+
 def test_ab_bins_cover_the_srgb_gamut_and_nothing_far_outside() -> None:
     centres = ab_bin_centres() * AB_SCALE
     assert 200 < len(centres) < 330  # Zhang et al. count 313 in-gamut bins of 10 x 10
@@ -88,7 +90,7 @@ def test_classifying_generator_predicts_bins_at_a_quarter_size_and_outputs_their
     config = Config(image_size=size, color_space="lab", chroma_head="classify", ngf=4)
     generator = build_generator(config)
     x = np.random.default_rng(0).uniform(-1, 1, (2, size, size, 1)).astype("float32")
-    logits = keras.Model(generator.inputs, generator.get_layer("chroma_logits").output)(x).numpy()
+    logits = keras.Model(generator.input, generator.get_layer("chroma_logits").output)(x).numpy()
     assert logits.shape == (2, size // CLASS_STRIDE, size // CLASS_STRIDE, len(ab_bin_centres()))
     y = generator(x, training=False).numpy()
     assert y.shape == (2, size, size, 2)
@@ -126,149 +128,16 @@ def test_generator_refuses_sizes_that_are_not_powers_of_two() -> None:
         build_generator(Config(image_size=96))
 
 
-@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
-@pytest.mark.parametrize("shape", [(1, 2, 2, 8), (4, 16, 16, 8)])
-def test_fused_batch_norm_matches_keras_batch_norm(policy: str, shape: tuple[int, ...]) -> None:
-    """Same outputs, gradients and moving statistics as keras.layers.BatchNormalization, train and inference."""
-    x = tf.random.normal(shape, seed=0) * 3.0 + 1.0
-    keras_bn = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, dtype=policy)
-    fused_bn = FusedBatchNormalization(momentum=0.9, epsilon=1e-5, dtype=policy)
-    for layer in (keras_bn, fused_bn):
-        layer.build(shape)
-        layer.gamma.assign(tf.linspace(0.5, 2.0, shape[-1]))
-        layer.beta.assign(tf.linspace(-1.0, 1.0, shape[-1]))
-
-    def run(layer: keras.layers.Layer) -> list[np.ndarray]:
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = tf.cast(layer(x, training=True), tf.float32)
-            loss = tf.reduce_sum(y * tf.cos(x))
-        grads = tape.gradient(loss, [x, layer.gamma, layer.beta])
-        inference = tf.cast(layer(x, training=False), tf.float32)
-        return [t.numpy() for t in [y, *grads, layer.moving_mean, layer.moving_variance, inference]]
-
-    tolerance = 1e-5 if policy == "float32" else 1e-2
-    for expected, got in zip(run(keras_bn), run(fused_bn), strict=True):
-        np.testing.assert_allclose(got, expected, atol=tolerance * max(1.0, float(np.abs(expected).max())))
-    assert keras_bn(x, training=True).dtype == fused_bn(x, training=True).dtype
-
-
-@pytest.mark.parametrize("height, width", [(6, 6), (5, 7), (1, 1)])
-def test_subpixel_form_computes_the_transposed_convolution(height: int, width: int) -> None:
-    """A 3x3 convolution to 4 C channels and depth_to_space(2), with `subpixel_kernel`'s weights, equals Keras's
-    stride-2 4x4 'same' Conv2DTranspose, borders included, for any input size."""
-    keras.utils.set_random_seed(0)
-    deconv = keras.layers.Conv2DTranspose(3, 4, strides=2, padding="same")
-    inputs = tf.random.normal([2, height, width, 5], seed=1)
-    deconv.build(inputs.shape)
-    deconv.bias.assign(tf.random.normal([3], seed=2))
-    expected = deconv(inputs).numpy()
-    subpixel = SubPixelDeconvolution(3)
-    subpixel.build(inputs.shape)
-    subpixel.set_weights([subpixel_kernel(deconv.kernel.numpy()), np.tile(deconv.bias.numpy(), 4)])
-    assert subpixel(inputs).shape == (2, 2 * height, 2 * width, 3)
-    np.testing.assert_allclose(subpixel(inputs).numpy(), expected, atol=1e-5)
-
-
-@pytest.mark.parametrize("height, width", [(6, 6), (5, 7), (1, 1)])
-def test_phase_form_computes_the_transposed_convolution(height: int, width: int) -> None:
-    """Four 2x2 convolutions of the padded input, one per output phase, with `phase_kernels`'s weights, equal
-    Keras's stride-2 4x4 'same' Conv2DTranspose (no bias, as in the decoder), borders included."""
-    keras.utils.set_random_seed(0)
-    deconv = keras.layers.Conv2DTranspose(6, 4, strides=2, padding="same", use_bias=False)
-    inputs = tf.random.normal([2, height, width, 5], seed=1)
-    expected = deconv(inputs).numpy()
-    phased = PhaseDeconvolution(6)
-    phased.build(inputs.shape)
-    phased.set_weights(phase_kernels(deconv.kernel.numpy()))
-    assert phased(inputs).shape == (2, 2 * height, 2 * width, 6)
-    np.testing.assert_allclose(phased(inputs).numpy(), expected, atol=1e-5)
-
-
-@pytest.mark.parametrize("height, width", [(8, 8), (5, 7), (2, 3), (1, 1)])
-@pytest.mark.parametrize("plain_class, form, strides", [
-    (keras.layers.Conv2D, MatmulConv2D, 2),
-    (keras.layers.Conv2DTranspose, MatmulConv2DTranspose, 2),
-    (keras.layers.Conv2D, MatmulGradientConv2D, 1),
-    (keras.layers.Conv2D, MatmulGradientConv2D, 2),
-])
-def test_training_forms_compute_the_convolutions(height: int, width: int, plain_class: type, form: type,
-                                                 strides: int) -> None:
-    """MatmulConv2D, MatmulConv2DTranspose and MatmulGradientConv2D give Keras's 4x4 'same' layer's outputs and
-    gradients (input, kernel and bias) from the same variables, borders and odd sizes included."""
-    keras.utils.set_random_seed(0)
-    inputs = tf.random.normal([2, height, width, 5], seed=1)
-    options = {"filters": 6, "kernel_size": 4, "strides": strides, "padding": "same", "use_bias": True}
-    plain, matmul = plain_class(**options), form(**options)
-    plain.build(inputs.shape)
-    matmul.build(inputs.shape)
-    matmul.set_weights([w + 0.1 for w in plain.get_weights()])  # a non-zero bias
-    plain.set_weights(matmul.get_weights())
-
-    def run(layer: keras.layers.Layer) -> list[np.ndarray]:
-        with tf.GradientTape() as tape:
-            tape.watch(inputs)
-            outputs = layer(inputs)
-            loss = tf.reduce_sum(outputs * tf.cos(outputs))
-        return [t.numpy() for t in [outputs, *tape.gradient(loss, [inputs, layer.kernel, layer.bias])]]
-
-    expected, got = run(plain), run(matmul)
-    for want, have in zip(expected, got, strict=True):
-        assert have.shape == want.shape
-        np.testing.assert_allclose(have, want, atol=1e-5)
-
-
-def test_matmul_forms_compute_in_the_policy_dtype() -> None:
-    """Under mixed_bfloat16 the training forms compute in bfloat16 from float32 variables, and the per-tap kernel
-    gradient of MatmulGradientConv2D reaches its float32 kernel with the kernel's shape."""
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
-        conv, deconv = MatmulConv2D(4, 4, strides=2, padding="same"), MatmulConv2DTranspose(4, 4, strides=2,
-                                                                                          padding="same")
-        gradient_conv = MatmulGradientConv2D(4, 4, strides=1, padding="same")
-        assert conv(tf.zeros([1, 4, 4, 3])).dtype == tf.bfloat16
-        assert deconv(tf.zeros([1, 4, 4, 3])).dtype == tf.bfloat16
-        inputs = tf.random.normal([1, 5, 5, 3], seed=2)
-        with tf.GradientTape() as tape:
-            outputs = gradient_conv(inputs)
-            loss = tf.reduce_sum(tf.cast(outputs, tf.float32) ** 2)
-        kernel_gradient = tape.gradient(loss, gradient_conv.kernel)
-        assert outputs.dtype == tf.bfloat16
-        assert kernel_gradient.dtype == tf.float32 and kernel_gradient.shape == (4, 4, 3, 4)
-        assert float(tf.reduce_max(tf.abs(kernel_gradient))) > 0
-        assert conv.kernel.dtype == deconv.kernel.dtype == gradient_conv.kernel.dtype == "float32"
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-
-
-@pytest.mark.parametrize("batch_size", [1, 4])
-def test_generator_trains_with_the_fastest_form_of_each_layer_on_a_cpu(batch_size: int) -> None:
-    """At 256 px: encoder layers after the first fed at most MATMUL_MAX_ENCODER_PIXELS pixels per batch take
-    MatmulConv2D, the others fed up to MATMUL_GRADIENT_MAX_SIDE a side MatmulGradientConv2D; decoder layers fed at
-    most MATMUL_MAX_DECODER_PIXELS, and the output layer, MatmulConv2DTranspose; the rest stay Keras's."""
-    generator = build_generator(Config(image_size=256, batch_size=batch_size, ngf=8))
-    encoder = {k: type(generator.get_layer(f"down{k}_conv")) for k in range(1, 9)}  # down k is fed 512 >> k px
-    decoder = {k: type(generator.get_layer(f"up{k}_deconv")) for k in range(1, 8)}  # up k is fed 2 ** (7 - k) px
-    matmul = [k for k in encoder if k > 1 and batch_size * (512 >> k) ** 2 <= MATMUL_MAX_ENCODER_PIXELS]
-    gradient = [k for k in encoder if k > 1 and k not in matmul and 512 >> k <= MATMUL_GRADIENT_MAX_SIDE]
-    assert (matmul, gradient) == (([4, 5, 6, 7, 8], [2, 3]) if batch_size == 1 else ([5, 6, 7, 8], [2, 3, 4]))
-    assert [k for k, kind in encoder.items() if kind is MatmulConv2D] == matmul
-    assert [k for k, kind in encoder.items() if kind is MatmulGradientConv2D] == gradient
-    assert encoder[1] is keras.layers.Conv2D
-    expected_decoder = [k for k in decoder if batch_size * 4 ** (7 - k) <= MATMUL_MAX_DECODER_PIXELS]
-    assert expected_decoder == ([2, 3, 4, 5, 6, 7] if batch_size == 1 else [3, 4, 5, 6, 7])
-    assert [k for k, kind in decoder.items() if kind is MatmulConv2DTranspose] == expected_decoder
-    assert all(kind is keras.layers.Conv2DTranspose for k, kind in decoder.items() if k not in expected_decoder)
-    assert type(generator.get_layer("output_deconv")) is MatmulConv2DTranspose
-    assert trainable_count(build_generator(Config(image_size=256, batch_size=batch_size))) == GENERATOR_PARAMS[256]
-
-
-def test_discriminator_trains_its_stride1_and_mid_sized_convolutions_with_matmul_kernel_gradients() -> None:
-    """At 256 px on a CPU: d2 and d3 (fed 128 and 64 px) and d4 (stride 1) take MatmulGradientConv2D, the first
-    convolution (6 input channels) and the 1-channel logits stay Keras's; the paper's parameter count is kept."""
-    discriminator = build_discriminator(Config(image_size=256))
-    kinds = {name: type(discriminator.get_layer(name))
-             for name in ("d1_conv", "d2_conv", "d3_conv", "d4_conv", "logits_conv")}
-    assert kinds == {"d1_conv": keras.layers.Conv2D, "d2_conv": MatmulGradientConv2D, "d3_conv": MatmulGradientConv2D,
-                     "d4_conv": MatmulGradientConv2D, "logits_conv": keras.layers.Conv2D}
-    assert trainable_count(discriminator) == DISCRIMINATOR_PARAMS
+@pytest.mark.parametrize("size", [4, 8, 16, 512])
+@pytest.mark.parametrize("kind", ["unet", "encoder_decoder", "classify"])
+def test_every_power_of_two_from_4_up_builds_and_keeps_its_size(size: int, kind: str) -> None:
+    """The smallest size the networks build at (a 1x1 bottleneck under the classifying head's quarter size) up
+    to beyond the paper's 256: the generator's output has the input's size, the discriminator gives logits."""
+    head = {"chroma_head": "classify", "color_space": "lab"} if kind == "classify" else {"generator": kind}
+    config = Config(image_size=size, ngf=2, ndf=2, **head)
+    in_ch, out_ch = (1, 2) if kind == "classify" else (3, 3)
+    x = np.random.default_rng(0).uniform(-1, 1, (1, size, size, in_ch)).astype("float32")
+    y = build_generator(config)(x, training=True).numpy()
+    assert y.shape == (1, size, size, out_ch)
+    logits = build_discriminator(config)([x, y], training=True)
+    assert logits.shape == (1, max(size // 8, 1), max(size // 8, 1), 1)
