@@ -14,13 +14,10 @@ lists them):
   generator runs in inference mode (``training=False``). With ``full_resolution`` (the default) the output's
   chroma (Lab ab; for rgb models taken from the RGB output) is resized back to H x W and joined with the
   luminance L* of the full-resolution grey input, so fine detail survives; otherwise the network's colour
-  picture itself is resized back to H x W. Before that the chroma (Lab ab, at the working size) is smoothed,
-  by ``chroma_filter``: ``guided`` (`guided_chroma`) averages it over windows of radius ``chroma_smoothing``
-  where the luminance is flat and lets it follow the luminance's edges; ``block`` (`smooth_chroma`) averages it
-  over ``chroma_smoothing`` x ``chroma_smoothing`` blocks. Then it is multiplied by the export's
-  ``chroma_scale`` (`applied_chroma_scale`: the calibrated factor, 1 = the network's own colours, 0 = grey),
-  and faded out where the photo is dark (`fade_dark_chroma`: none at L* <= ``chroma_fade_low``, all of it
-  from ``chroma_fade_high`` up; off when that is 0), by the L* it is joined with.
+  picture itself is resized back to H x W. Before that the chroma (Lab ab, at the working size) is smoothed
+  by a guided filter (`guided_chroma`: averaged over windows of radius ``chroma_smoothing`` where the
+  luminance is flat, following the luminance's edges elsewhere), then multiplied by the export's
+  ``chroma_scale`` (`applied_chroma_scale`: the calibrated factor, 1 = the network's own colours, 0 = grey).
   The colour conversions are compiled by XLA where their shape is fixed by the working size (the network's
   output always; the input and the final join for photos of the working size, one compilation per batch
   size), and run as plain TensorFlow ops for photos of other sizes.
@@ -28,10 +25,9 @@ lists them):
   -> string ``[N]`` of PNG-encoded colour images.
 * ``metadata()``: a scalar string tensor holding JSON with ``config`` (the full training Config),
   ``color_space``, ``paired`` (a paired-set model, e.g. facades: RGB in, RGB out, no grey and no luminance
-  join), ``chroma_scale`` (the factor applied to ab), ``chroma_filter``, ``chroma_smoothing``,
-  ``chroma_fade`` ([low, high] L*), ``step``, ``dataset``, ``image_size``, ``full_resolution``, ``min_side``,
-  ``package_version``, ``format`` and ``endpoints``. Read it with
-  ``json.loads(tf.saved_model.load(path).metadata().numpy())``.
+  join), ``chroma_scale`` (the factor applied to ab), ``chroma_smoothing``, ``step``, ``dataset``,
+  ``image_size``, ``full_resolution``, ``min_side``, ``package_version``, ``format`` and ``endpoints``.
+  Read it with ``json.loads(tf.saved_model.load(path).metadata().numpy())``.
 
 Via signatures (TF Serving, `saved_model_cli run`) the inputs are named ``images`` / ``encoded`` and each
 output is ``output_0``. Note that TensorFlow casts a *NumPy* float array passed to the ``colorize`` method to
@@ -39,7 +35,8 @@ uint8 before the graph sees it (so [0, 1] floats come out black); float `tf.Tens
 a signature are refused with a dtype error.
 
 The generator runs in its inference forms (`layer_forms.apply_layer_forms`). `load_exported` is the loader
-the evaluate and colorize tools share (TensorFlow only, no Keras).
+the evaluate and colorize tools share (TensorFlow only, no Keras); exports of earlier versions, whose metadata
+has other keys, load and serve the same way.
 """
 
 from __future__ import annotations
@@ -78,9 +75,7 @@ def metadata_for(config: Config, step: int) -> dict[str, Any]:
         "image_size": config.image_size,
         "full_resolution": config.full_resolution,
         "chroma_scale": applied_chroma_scale(config),
-        "chroma_filter": config.chroma_filter,
         "chroma_smoothing": config.chroma_smoothing,
-        "chroma_fade": [config.chroma_fade_low, config.chroma_fade_high],
         "min_side": MIN_SIDE,
         "endpoints": list(ENDPOINTS),
         "config": config.to_dict(),
@@ -90,19 +85,6 @@ def metadata_for(config: Config, step: int) -> dict[str, Any]:
 def applied_chroma_scale(config: Config) -> float:
     """The factor the export multiplies the output's ab by: `config.chroma_scale`, 1.0 while not chosen."""
     return 1.0 if config.chroma_scale is None else float(config.chroma_scale)
-
-
-def smooth_chroma(ab: tf.Tensor, factor: int) -> tf.Tensor:
-    """ab [N, S, S, 2] averaged over factor x factor blocks and interpolated back to S x S (1: unchanged).
-
-    The network's chroma is trustworthy only at low spatial frequencies (its fine chroma is mostly
-    checkerboard and noise), and the eye resolves colour far more coarsely than luminance.
-    """
-    if factor <= 1:
-        return ab
-    size = tf.shape(ab)[1:3]
-    coarse = tf.image.resize(ab, tf.maximum(size // factor, 1), method="area")
-    return tf.image.resize(coarse, size, method="bilinear")
 
 
 GUIDE_EPSILON = 1e-3  # a window whose L* / 100 varies less than this (std about 3 L*) counts as flat
@@ -123,16 +105,6 @@ def guided_chroma(ab: tf.Tensor, lightness: tf.Tensor, radius: int) -> tf.Tensor
     slope = (box(guide * ab) - mean_guide * mean_ab) / (box(guide * guide) - mean_guide**2 + GUIDE_EPSILON)
     offset = mean_ab - slope * mean_guide
     return box(slope) * guide + box(offset)
-
-
-def fade_dark_chroma(ab: tf.Tensor, lightness: tf.Tensor, low: float, high: float) -> tf.Tensor:
-    """ab [..., 2] scaled by a weight that rises linearly from 0 at L* = `low` to 1 at L* = `high` (lightness
-    [..., 1]; unchanged when `high` is 0). At equal colourfulness it lowered CIEDE2000 and raised SSIM on
-    held-out photos (docs/quality.md); the idea: the dark holds little sRGB chroma, so a wrong guess there is
-    clipped into a change of lightness."""
-    if high <= 0.0:
-        return ab
-    return ab * tf.clip_by_value((lightness - low) / (high - low), 0.0, 1.0)
 
 
 def _check_images(images: tf.Tensor) -> tf.Tensor:
@@ -181,9 +153,9 @@ def _lab_to_uint8(lightness: tf.Tensor, ab: tf.Tensor) -> tf.Tensor:
 
 
 # The colour conversions compiled by XLA: each is a chain of element-wise passes over the picture (gamma and
-# cube-root curves, 3x3 products) that XLA runs as one loop, 1.9-6.5x faster on a CPU (bench/README.md, "The colour
-# graph under XLA"). XLA compiles once per input shape, so they are used where the shape is fixed by the
-# working size; pictures of other sizes take the plain ops.
+# cube-root curves, 3x3 products) that XLA runs as one loop, faster on a CPU (bench/README.md, "The colour graph
+# under XLA"). XLA compiles once per input shape, so they are used where the shape is fixed by the working size;
+# pictures of other sizes take the plain ops.
 _grey_input_xla = tf.function(_grey_input, jit_compile=True, autograph=False)
 _network_lab_xla = tf.function(_network_lab, jit_compile=True, autograph=False)
 _lab_to_uint8_xla = tf.function(_lab_to_uint8, jit_compile=True, autograph=False)
@@ -212,17 +184,14 @@ def colorize_graph(images: tf.Tensor, generator: keras.Model, config: Config, pa
     small_input = _resized(network_input, working_size, antialias=True)
     small_output = tf.cast(generator(small_input, training=False), tf.float32)
     small_lightness, small_ab = _network_lab_xla(small_input, small_output, space)
-    small_ab = (guided_chroma(small_ab, small_lightness, config.chroma_smoothing) if config.chroma_filter == "guided"
-                else smooth_chroma(small_ab, config.chroma_smoothing))
+    small_ab = guided_chroma(small_ab, small_lightness, config.chroma_smoothing)
     if (scale := applied_chroma_scale(config)) != 1.0:
         small_ab = small_ab * scale
-    fade = config.chroma_fade_low, config.chroma_fade_high
     if not config.full_resolution:
         # lab_to_rgb's output is in [0, 1] already, and a bilinear resize keeps it there.
-        small_ab = fade_dark_chroma(small_ab, small_lightness, *fade)
         small_rgb = color.lab_to_rgb(tf.concat([small_lightness, small_ab], axis=-1))
         return tf.cast(tf.round(_resized(small_rgb, [height, width]) * 255.0), tf.uint8)
-    ab = fade_dark_chroma(_resized(small_ab, [height, width]), lightness, *fade)
+    ab = _resized(small_ab, [height, width])
     return tf.cond(at_working_size, lambda: _lab_to_uint8_xla(lightness, ab), lambda: _lab_to_uint8(lightness, ab))
 
 

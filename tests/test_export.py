@@ -171,49 +171,6 @@ def test_a_classifying_generator_exports_the_colour_its_logits_favour(tmp_path: 
     assert np.allclose(lab[..., 1:], centres[orange], atol=2.0)  # the favoured bin's a*b*, everywhere
 
 
-def test_the_fade_takes_the_chroma_out_of_the_dark_parts_of_the_photo(tmp_path: Path) -> None:
-    """One colour everywhere from the network (a classifying head favouring one bin); with the fade from L* 10
-    to 40 the export keeps none of it in the photo's darkest third, about half at L* 25 and all of it above 40."""
-    config = tiny_config(color_space="lab", chroma_head="classify", chroma_fade_low=10.0, chroma_fade_high=40.0)
-    keras.utils.set_random_seed(0)
-    generator = build_generator(config)
-    centres = ab_bin_centres() * AB_SCALE
-    orange = int(np.argmin(np.linalg.norm(centres - [20.0, 30.0], axis=-1)))
-    generator.get_layer("chroma_logits").bias.assign(
-        np.where(np.arange(len(centres)) == orange, 20.0, 0.0).astype(np.float32))
-    model = load_exported(export_generator(generator, config, tmp_path / "model", step=5))
-    assert model.metadata["chroma_fade"] == [10.0, 40.0]
-
-    grey = np.zeros([48, 96], np.uint8)
-    grey[:, :32], grey[:, 32:64], grey[:, 64:] = 18, 59, 171  # L* about 5, 25 and 70
-    lab = rgb2lab(model.colorize(grey))
-    lightness = rgb2lab(np.repeat(grey[..., None], 3, -1))[..., 0]
-    chroma = np.linalg.norm(lab[..., 1:], axis=-1)
-    inner = np.s_[8:-8]  # away from the resized chroma's edges
-
-    def mean_chroma(columns: slice) -> float:
-        return float(np.mean(chroma[inner, columns][:, 8:-8]))
-
-    full = float(np.linalg.norm(centres[orange]))
-    expected_middle = full * (np.mean(lightness[:, 40]) - 10.0) / 30.0
-    assert mean_chroma(np.s_[:32]) < 1.5
-    assert abs(mean_chroma(np.s_[32:64]) - expected_middle) < 2.5
-    assert abs(mean_chroma(np.s_[64:]) - full) < 2.5
-
-
-def test_fade_dark_chroma_rises_linearly_between_its_two_lightnesses() -> None:
-    import tensorflow as tf
-
-    from pix2pix_tf.export import fade_dark_chroma
-
-    lightness = tf.constant(np.array([0.0, 10.0, 25.0, 40.0, 90.0], np.float32)[:, None])
-    ab = tf.constant(np.tile(np.array([[20.0, -10.0]], np.float32), [5, 1]))
-    faded = fade_dark_chroma(ab, lightness, 10.0, 40.0).numpy()
-    np.testing.assert_allclose(faded[:, 0], [0.0, 0.0, 10.0, 20.0, 20.0], atol=1e-5)
-    np.testing.assert_allclose(faded[:, 1], [0.0, 0.0, -5.0, -10.0, -10.0], atol=1e-5)
-    assert np.array_equal(fade_dark_chroma(ab, lightness, 0.0, 0.0).numpy(), ab.numpy())  # off
-
-
 def test_plain_resolution_output(tmp_path: Path) -> None:
     """full_resolution=False: the network's own picture, resized; grey in, same size colour out."""
     import tensorflow as tf
@@ -224,6 +181,36 @@ def test_plain_resolution_output(tmp_path: Path) -> None:
     out = model.colorize(np.full((1, 40, 57, 1), 128, np.uint8)).numpy()
     assert out.shape == (1, 40, 57, 3) and out.dtype == np.uint8
     assert json.loads(model.metadata().numpy())["full_resolution"] is False
+
+
+def test_an_earlier_versions_export_loads_and_serves(tmp_path: Path) -> None:
+    """An export written before the dark fade and the block filter were removed (metadata and config with their
+    keys) loads with load_exported and colorizes."""
+    import tensorflow as tf
+
+    from pix2pix_tf.evaluate import source_config
+
+    old_config = {**tiny_config().to_dict(), "chroma_filter": "block", "chroma_fade_low": 10.0,
+                  "chroma_fade_high": 40.0}
+    old_config.pop("layer_forms")
+    old_metadata = json.dumps({"format": "pix2pix-tf-colorizer/1", "color_space": "rgb", "chroma_filter": "block",
+                               "chroma_fade": [10.0, 40.0], "config": old_config})
+
+    class Exported(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, None, None, None], tf.uint8, name="images")])
+        def colorize(self, images: tf.Tensor) -> tf.Tensor:
+            return tf.tile(images, [1, 1, 1, 3 // tf.shape(images)[3]])
+
+        @tf.function(input_signature=[])
+        def metadata(self) -> tf.Tensor:
+            return tf.constant(old_metadata)
+
+    module = Exported()
+    tf.saved_model.save(module, str(tmp_path / "old"), signatures={"serving_default": module.colorize})
+    model = load_exported(tmp_path / "old")
+    assert model.metadata["chroma_fade"] == [10.0, 40.0] and model.color_space == "rgb"
+    assert model.colorize(np.full([9, 10], 7, np.uint8)).shape == (9, 10, 3)
+    assert source_config(model, None, None).image_size == 32  # the evaluator reads its training Config
 
 
 def test_reexport_replaces_and_foreign_dir_refused(tmp_path: Path) -> None:
@@ -277,20 +264,18 @@ def test_paired_set_model_translates_its_rgb_input_as_it_is(tmp_path: Path) -> N
     assert np.abs(out_red.astype(int) - out_grey.astype(int)).max() > 0  # colour reaches the network
 
 
-@pytest.mark.parametrize("chroma_filter", ["guided", "block"])
-def test_chroma_smoothing_removes_fine_chroma_and_keeps_the_luminance(chroma_filter: str, tmp_path: Path) -> None:
+def test_chroma_smoothing_removes_fine_chroma_and_keeps_the_luminance(tmp_path: Path) -> None:
     import tensorflow as tf
     from skimage.color import rgb2lab
 
     grey = skimage.data.camera()[::4, ::4, None]  # a real photo's luminance, 128 x 128
     outputs = {}
     for factor in (1, 8):
-        config = Config(image_size=128, ngf=4, color_space="lab", chroma_scale=4.0, chroma_smoothing=factor,
-                        chroma_filter=chroma_filter)
+        config = Config(image_size=128, ngf=4, color_space="lab", chroma_scale=4.0, chroma_smoothing=factor)
         keras.utils.set_random_seed(0)
         model = tf.saved_model.load(str(export_generator(build_generator(config), config, tmp_path / f"k{factor}", 1)))
         metadata = json.loads(model.metadata().numpy())
-        assert (metadata["chroma_smoothing"], metadata["chroma_filter"]) == (factor, chroma_filter)
+        assert metadata["chroma_smoothing"] == factor
         outputs[factor] = rgb2lab(model.signatures["serving_default"](images=tf.constant(grey[None]))["output_0"]
                                   .numpy()[0] / 255.0)
 
@@ -306,10 +291,10 @@ def test_chroma_smoothing_removes_fine_chroma_and_keeps_the_luminance(chroma_fil
 
 def test_guided_chroma_keeps_the_edges_of_the_luminance_and_smooths_the_rest() -> None:
     """Noisy chroma with a step where L* has one: the guided filter keeps the step sharp and removes the noise;
-    block averages of the same size remove less noise and smear the step."""
+    a plain average over the same windows removes less noise and smears the step."""
     import tensorflow as tf
 
-    from pix2pix_tf.export import guided_chroma, smooth_chroma
+    from pix2pix_tf.export import guided_chroma
 
     lightness = np.full((1, 32, 32, 1), 30.0, np.float32)
     lightness[:, :, 16:] = 80.0
@@ -317,7 +302,7 @@ def test_guided_chroma_keeps_the_edges_of_the_luminance_and_smooths_the_rest() -
     truth[:, :, 16:, 0] = 40.0
     noisy = truth + np.random.default_rng(0).normal(0.0, 10.0, truth.shape).astype(np.float32)
     guided = guided_chroma(tf.constant(noisy), tf.constant(lightness), 4).numpy()
-    block = smooth_chroma(tf.constant(noisy), 4).numpy()
+    block = tf.nn.avg_pool2d(tf.constant(noisy), 9, 1, "SAME").numpy()
 
     def error(ab: np.ndarray) -> float:
         return float(np.sqrt(np.mean((ab - truth) ** 2)))
