@@ -1,15 +1,26 @@
-"""The one typed configuration of a run: built by the CLI, saved with checkpoints and exports."""
+"""The one typed configuration of a run: built by the CLI, saved with checkpoints and exports.
+
+Each field belongs to one of the GROUPS (data, networks, losses, optimisation, runtime, export). Code reads the
+fields flat (`config.image_size`); `--help` lists them group by group, and config.json holds them grouped
+(`{"data": {...}, "networks": {...}, ...}`). `Config.from_dict` and `Config.load` read that form and the flat one
+of older run directories and of `to_dict` (which exports keep in their metadata).
+"""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
+import logging
+import numbers
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from pix2pix_tf.errors import ConfigError
 
 ColorSpace = Literal["rgb", "lab"]
 GeneratorKind = Literal["unet", "encoder_decoder"]
@@ -18,114 +29,111 @@ GanLoss = Literal["vanilla", "lsgan"]
 Precision = Literal["auto", "fp32", "mixed_float16", "mixed_bfloat16"]
 StrategyKind = Literal["auto", "one", "mirrored", "multiworker", "tpu"]
 Direction = Literal["AtoB", "BtoA"]
-ChromaFilter = Literal["guided", "block"]
 ChromaHead = Literal["regress", "classify"]
+LayerForms = Literal["fast", "plain"]
+
+# The groups in the order config.json and --help list them, each with its line in --help.
+GROUP_DESCRIPTIONS: dict[str, str] = {
+    "data": "which photos, at what size, and their augmentation",
+    "networks": "the generator and the PatchGAN discriminator",
+    "losses": "what G and D minimise",
+    "optimisation": "the optimisers, the schedule and the budget",
+    "runtime": "devices, precision, the run folder and its logs",
+    "export": "the SavedModel written after training",
+}
+# Fields that older versions had, which a saved config.json or an export's metadata may still hold.
+REMOVED_FIELDS = frozenset({"chroma_filter", "chroma_fade_low", "chroma_fade_high"})
+MIN_IMAGE_SIZE = 16  # the smallest working size: the default PatchGAN still judges 2x2 patches there (one at 8)
+
+log = logging.getLogger(__name__)
+
+
+def _group(name: str) -> Callable[..., Any]:
+    """The field declaration of one group: `_data(default, help)` declares a field of the "data" group."""
+    def declare(default: Any, help: str = "", /) -> Any:
+        return field(default=default, metadata={"group": name, "help": help})
+    return declare
+
+
+_data, _networks, _losses, _optimisation, _runtime, _export = map(_group, GROUP_DESCRIPTIONS)
 
 
 @dataclass
 class Config:
     """Every knob of a pix2pix run. Defaults follow the paper (Isola et al. 2017)."""
 
-    # --- data ---
-    dataset: str = field(default="sample", metadata={"help": "dataset name (sample, folder, opencountry, "
-                                                              "forest, facades, ...)"})
-    data_dir: str | None = field(default=None, metadata={"help": "downloaded archive, extracted folder, "
-                                                                 "or photo folder"})
-    direction: Direction | None = field(default=None, metadata={"help": "paired sets: AtoB or BtoA "
-                                                                        "(default: the dataset's usual one)"})
-    color_space: ColorSpace = field(default="rgb", metadata={"help": "rgb: grey 3ch -> RGB (the study); "
-                                                                     "lab: L -> ab"})
-    image_size: int = field(default=256, metadata={"help": "training crop size (multiple of 2**depth)"})
-    batch_size: int = 1
-    jitter: bool = field(default=True, metadata={"help": "resize to 286/256 then random crop back"})
-    mirror: bool = field(default=True, metadata={"help": "random horizontal flip"})
-    vflip: bool = field(default=False, metadata={"help": "random vertical flip (the study's 'inversion')"})
-    zoom_crop: float = field(default=0.0, metadata={"help": "probability of a random ~40%% crop "
-                                                            "upscaled to full size"})
-    scale_jitter: float = field(default=1.0, metadata={"help": "scale each training photo by a random factor in "
-                                                               "[1, this] before the crop; 1 = fixed"})
-    seed: int = 0
+    dataset: str = _data("sample", "dataset name (sample, folder, opencountry, forest, facades, ...)")
+    data_dir: str | None = _data(None, "downloaded archive, extracted folder, or photo folder")
+    direction: Direction | None = _data(None, "paired sets: AtoB or BtoA (default: the dataset's usual one)")
+    color_space: ColorSpace = _data("rgb", "rgb: grey 3ch -> RGB (the study); lab: L -> ab")
+    image_size: int = _data(256, f"working size: a power of 2, at least {MIN_IMAGE_SIZE} (the U-Net halves it "
+                                 "down to 1x1)")
+    batch_size: int = _data(1)
+    jitter: bool = _data(True, "resize to 286/256 then random crop back")
+    mirror: bool = _data(True, "random horizontal flip")
+    vflip: bool = _data(False, "random vertical flip (the study's 'inversion')")
+    zoom_crop: float = _data(0.0, "probability of a random ~40%% crop upscaled to full size")
+    scale_jitter: float = _data(1.0, "scale each training photo by a random factor in [1, this] before the crop; "
+                                     "1 = fixed")
+    seed: int = _data(0)
 
-    # --- models ---
-    generator: GeneratorKind = "unet"
-    ngf: int = field(default=64, metadata={"help": "generator filters in the first layer"})
-    ndf: int = field(default=64, metadata={"help": "discriminator filters in the first layer"})
-    d_layers: int = field(default=3, metadata={"help": "PatchGAN layers (3 = 70x70 receptive field)"})
-    d_norm: NormKind = "batch"
-    d_dropout: float = field(default=0.0, metadata={"help": "dropout rate in the discriminator "
-                                                            "(the study used BN + dropout)"})
-    g_dropout: float = field(default=0.5, metadata={"help": "dropout on the first three decoder blocks"})
+    generator: GeneratorKind = _networks("unet")
+    ngf: int = _networks(64, "generator filters in the first layer")
+    ndf: int = _networks(64, "discriminator filters in the first layer")
+    d_layers: int = _networks(3, "PatchGAN layers (3 = 70x70 receptive field)")
+    d_norm: NormKind = _networks("batch")
+    d_dropout: float = _networks(0.0, "dropout rate in the discriminator (the study used BN + dropout)")
+    g_dropout: float = _networks(0.5, "dropout on the first three decoder blocks")
+    chroma_head: ChromaHead = _networks("regress", "lab: regress ab (tanh, L1 loss), or classify it over ab bins "
+                                                   "(Zhang et al. 2016: cross-entropy, annealed mean)")
+    annealed_temperature: float = _networks(0.38, "classify: the output is the mean of softmax(logits / T) "
+                                                  "(1 = mean, towards 0 = mode)")
 
-    # --- losses ---
-    gan_loss: GanLoss = "vanilla"
-    lambda_l1: float = field(default=100.0, metadata={"help": "L1 weight (the study also tried 20, 200)"})
-    label_fuzz: float = field(default=0.0, metadata={"help": "fuzzy labels: real in [1-eps,1], "
-                                                             "fake in [0,eps]; 0 = off"})
-    label_flip: float = field(default=0.0, metadata={"help": "probability of swapping D's real/fake labels"})
-    chroma_head: ChromaHead = field(default="regress", metadata={"help": "lab: regress ab (tanh, L1 loss), or "
-                                                                         "classify it over ab bins (Zhang et al. "
-                                                                         "2016: cross-entropy, annealed mean)"})
-    lambda_class: float = field(default=1.0, metadata={"help": "classify: weight of the cross-entropy, which "
-                                                               "replaces the L1 term"})
-    class_rebalance: float = field(default=0.0, metadata={"help": "classify: weigh each pixel by 1 / (r p + "
-                                                                  "(1 - r) / Q), p its colour's share of the "
-                                                                  "training photos (Zhang: r = 0.5); 0 = off"})
-    annealed_temperature: float = field(default=0.38, metadata={"help": "classify: the output is the mean of "
-                                                                        "softmax(logits / T) (1 = mean, "
-                                                                        "towards 0 = mode)"})
+    gan_loss: GanLoss = _losses("vanilla")
+    lambda_l1: float = _losses(100.0, "L1 weight (the study also tried 20, 200)")
+    label_fuzz: float = _losses(0.0, "fuzzy labels: real in [1-eps,1], fake in [0,eps]; 0 = off")
+    label_flip: float = _losses(0.0, "probability of swapping D's real/fake labels")
+    lambda_class: float = _losses(1.0, "classify: weight of the cross-entropy, which replaces the L1 term")
+    class_rebalance: float = _losses(0.0, "classify: weigh each pixel by 1 / (r p + (1 - r) / Q), p its colour's "
+                                          "share of the training photos (Zhang: r = 0.5); 0 = off")
 
-    # --- optimisation ---
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    epochs: int = field(default=100, metadata={"help": "epochs at constant learning rate"})
-    epochs_decay: int = field(default=100, metadata={"help": "epochs of linear decay to 0 after that"})
-    steps: int | None = field(default=None, metadata={"help": "stop after this many steps in all "
-                                                              "(overrides the epoch count; the learning rate "
-                                                              "still follows --epochs/--epochs-decay, 0 past "
-                                                              "their end)"})
-    d_steps: int = field(default=1, metadata={"help": "discriminator updates per iteration"})
-    g_steps: int = field(default=1, metadata={"help": "generator updates per iteration"})
-    g_only_epochs: int = field(default=0, metadata={"help": "first N epochs train G alone, D frozen"})
-    g_ema: float = field(default=0.0, metadata={"help": "decay of a moving average of the generator's weights, "
-                                                        "which progress images, calibration and the export use "
-                                                        "(e.g. 0.999); 0 = off, the paper's last weights"})
-    time_budget: float | None = field(default=None, metadata={"help": "minutes; stop cleanly "
-                                                                      "(checkpoint + export) when spent"})
-    fit_schedule: bool = field(default=True, metadata={"help": "with --time-budget: after each epoch, re-plan "
-                                                               "--epochs and --epochs-decay in proportion (never "
-                                                               "longer) so that the decay to 0 ends within the "
-                                                               "budget"})
+    lr_g: float = _optimisation(2e-4)
+    lr_d: float = _optimisation(2e-4)
+    beta1: float = _optimisation(0.5)
+    beta2: float = _optimisation(0.999)
+    epochs: int = _optimisation(100, "epochs at constant learning rate")
+    epochs_decay: int = _optimisation(100, "epochs of linear decay to 0 after that")
+    steps: int | None = _optimisation(None, "stop after this many steps in all (overrides the epoch count; the "
+                                            "learning rate still follows --epochs/--epochs-decay, 0 past their end)")
+    d_steps: int = _optimisation(1, "discriminator updates per iteration")
+    g_steps: int = _optimisation(1, "generator updates per iteration")
+    g_only_epochs: int = _optimisation(0, "first N epochs train G alone, D frozen")
+    g_ema: float = _optimisation(0.0, "decay of a moving average of the generator's weights, which progress "
+                                      "images, calibration and the export use (e.g. 0.999); 0 = off, the paper's "
+                                      "last weights")
+    time_budget: float | None = _optimisation(None, "minutes; stop cleanly (checkpoint + export) when spent")
+    fit_schedule: bool = _optimisation(True, "with --time-budget: after each epoch, re-plan --epochs and "
+                                             "--epochs-decay in proportion (never longer) so that the decay to 0 "
+                                             "ends within the budget")
 
-    # --- runtime ---
-    precision: Precision = "auto"
-    jit_compile: bool | None = field(default=None, metadata={"help": "XLA for the train step "
-                                                                     "(default: where measured faster)"})
-    strategy: StrategyKind = "auto"
-    cpu_devices: int = field(default=0, metadata={"help": "split the CPU into N logical devices"})
-    sync_batchnorm: bool = False
-    run_dir: str | None = field(default=None, metadata={"help": "default: runs/<dataset>"})
-    export_dir: str | None = field(default=None, metadata={"help": "default: saved_models/<dataset>"})
-    checkpoint_every: int = field(default=500, metadata={"help": "steps between checkpoints"})
-    image_every: int = field(default=200, metadata={"help": "steps between TensorBoard image grids"})
-    progress_samples: int = field(default=4, metadata={"help": "fixed validation inputs in progress.gif"})
-    full_resolution: bool = field(default=True, metadata={"help": "export recombines chroma with the "
-                                                                  "full-resolution luminance"})
-    chroma_scale: float | None = field(default=None, metadata={"help": "export multiplies the output's Lab "
-                                                                       "ab by this; default: chosen on val "
-                                                                       "after training"})
-    chroma_filter: ChromaFilter = field(default="guided", metadata={"help": "how the export smooths the "
-                                                                          "output's Lab ab before joining it "
-                                                                          "with L: guided (along L's edges) "
-                                                                          "or block averages"})
-    chroma_smoothing: int = field(default=8, metadata={"help": "the smoothing's size in working-size pixels: "
-                                                               "guided window radius, or block side (1 = off)"})
-    chroma_fade_low: float = field(default=0.0, metadata={"help": "export fades the chroma out where the "
-                                                                   "photo is dark: none at this L* and below"})
-    chroma_fade_high: float = field(default=0.0, metadata={"help": "export keeps all the chroma from this L* up, "
-                                                                    "fading it linearly down to --chroma-fade-low "
-                                                                    "(0 = no fade)"})
+    precision: Precision = _runtime("auto")
+    jit_compile: bool | None = _runtime(None, "XLA for the train step (default: where measured faster)")
+    strategy: StrategyKind = _runtime("auto")
+    cpu_devices: int = _runtime(0, "split the CPU into N logical devices")
+    sync_batchnorm: bool = _runtime(False)
+    layer_forms: LayerForms = _runtime("fast", "fast: layers in the forms measured fastest (same numbers); "
+                                               "plain: Keras's own layers")
+    run_dir: str | None = _runtime(None, "default: runs/<dataset>")
+    checkpoint_every: int = _runtime(500, "steps between checkpoints")
+    image_every: int = _runtime(200, "steps between TensorBoard image grids")
+    progress_samples: int = _runtime(4, "fixed validation inputs in progress.gif")
+
+    export_dir: str | None = _export(None, "default: saved_models/<dataset>")
+    full_resolution: bool = _export(True, "recombine the chroma with the full-resolution luminance")
+    chroma_scale: float | None = _export(None, "multiply the output's Lab ab by this; default: chosen on val "
+                                               "after training")
+    chroma_smoothing: int = _export(8, "radius in working-size pixels of the guided filter that smooths the "
+                                       "output's Lab ab along L's edges before joining it with L (1 = off)")
 
     def resolved_run_dir(self) -> Path:
         return Path(self.run_dir or f"runs/{self.dataset}")
@@ -138,10 +146,16 @@ class Config:
         return self.epochs + self.epochs_decay
 
     def to_dict(self) -> dict[str, Any]:
+        """The flat {field: value} form (an export's metadata holds this)."""
         return dataclasses.asdict(self)
 
+    def to_grouped_dict(self) -> dict[str, dict[str, Any]]:
+        """{group: {field: value}}, groups and fields in declaration order (config.json holds this)."""
+        values = self.to_dict()
+        return {group: {name: values[name] for name in names} for group, names in GROUPS.items()}
+
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+        return json.dumps(self.to_grouped_dict(), indent=2)
 
     def save(self, path: str | Path) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -149,17 +163,30 @@ class Config:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Config:
+        """A validated Config from the grouped form or the flat one (or a mix). Fields that older versions had
+        (REMOVED_FIELDS) are dropped with one warning; any other unknown key is a ConfigError."""
+        flat = _flatten(values)
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
+        unknown = sorted(set(flat) - known - REMOVED_FIELDS)
         if unknown:
-            raise ValueError(f"unknown config keys: {', '.join(unknown)}")
-        config = cls(**values)
+            raise ConfigError(f"unknown config keys: {', '.join(unknown)}")
+        removed = sorted(set(flat) & REMOVED_FIELDS)
+        if removed:
+            log.warning("config: ignoring %s, saved by an older version (the option was removed)", ", ".join(removed))
+        config = cls(**{name: value for name, value in flat.items() if name in known})
         config.validate()
         return config
 
     @classmethod
     def load(cls, path: str | Path) -> Config:
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        """The Config in a config.json file (`save`'s grouped form, or an older version's flat one)."""
+        try:
+            values = json.loads(Path(path).read_text())
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"{path} is not valid JSON: {error}") from error
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path} does not hold a config (a JSON object of fields)")
+        return cls.from_dict(values)
 
     def replace(self, **changes: Any) -> Config:
         config = dataclasses.replace(self, **changes)
@@ -172,57 +199,77 @@ class Config:
         return self.replace(jitter=False, scale_jitter=1.0)
 
     def validate(self) -> None:
-        """Check choices and ranges; raise ValueError naming the bad field."""
+        """Check choices and ranges; raise ConfigError naming the bad field."""
         hints = typing.get_type_hints(Config)
         for f in dataclasses.fields(self):
             choices = _literal_choices(hints[f.name])
             value = getattr(self, f.name)
             if choices and value is not None and value not in choices:
-                raise ValueError(f"{f.name}={value!r}: choose one of {', '.join(map(str, choices))}")
-        positive = ["image_size", "batch_size", "ngf", "ndf", "d_layers", "d_steps", "g_steps",
-                    "checkpoint_every", "image_every"]
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ["epochs", "epochs_decay", "g_only_epochs", "cpu_devices", "progress_samples"]:
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ["label_fuzz", "label_flip", "zoom_crop", "d_dropout", "g_dropout"]:
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        if not 0.0 <= self.class_rebalance <= 1.0:
-            raise ValueError(f"class_rebalance must be in [0, 1], got {self.class_rebalance}")
-        if self.annealed_temperature <= 0 or self.lambda_class < 0:
-            raise ValueError("annealed_temperature must be > 0 and lambda_class >= 0, got "
-                             f"{self.annealed_temperature} and {self.lambda_class}")
+                raise ConfigError(f"{f.name}={value!r}: choose one of {', '.join(map(str, choices))}")
+            if not _has_type(value, hints[f.name]):
+                raise ConfigError(f"{f.name}={value!r}: expected {_base_type(hints[f.name]).__name__}")
+        for names, holds, rule in _RULES:
+            for name in names:
+                value = getattr(self, name)
+                if not holds(value):
+                    raise ConfigError(f"{name} must be {rule}, got {value!r}")
         if self.chroma_head == "classify" and self.color_space != "lab":
-            raise ValueError("chroma_head=classify predicts Lab ab: it needs color_space=lab")
-        if not 0.0 <= self.g_ema < 1.0:
-            raise ValueError(f"g_ema must be in [0, 1), got {self.g_ema}")
-        if self.scale_jitter < 1:
-            raise ValueError(f"scale_jitter must be >= 1, got {self.scale_jitter}")
-        if self.chroma_smoothing < 1:
-            raise ValueError(f"chroma_smoothing must be >= 1, got {self.chroma_smoothing}")
-        if not (0.0 <= self.chroma_fade_low < self.chroma_fade_high <= 100.0
-                or self.chroma_fade_low == self.chroma_fade_high == 0.0):
-            raise ValueError("chroma_fade_low and chroma_fade_high must satisfy 0 <= low < high <= 100 (or both 0: "
-                             f"no fade), got {self.chroma_fade_low} and {self.chroma_fade_high}")
-        if self.chroma_scale is not None and self.chroma_scale < 0:
-            raise ValueError(f"chroma_scale must be >= 0, got {self.chroma_scale}")
-        if self.steps is not None and self.steps < 1:
-            raise ValueError(f"steps must be >= 1, got {self.steps}")
-        if self.image_size % 32:
-            raise ValueError(f"image_size must be a multiple of 32, got {self.image_size}")
+            raise ConfigError("chroma_head=classify predicts Lab ab: it needs color_space=lab")
 
 
-# Per-dataset defaults, as pix2pix's own per-dataset scripts set them (paper, section 4 and appendix 6.2).
-# `sample` is the offline first run: small enough to train in about a minute on a laptop CPU.
-# Colorizing one's own photos (`sample`, `folder`) defaults to Lab L -> ab (docs/quality.md: it beat the RGB
-# recipe on held-out photos); the CVCL study sets keep the study's RGB. `folder` exports the moving average of
-# its generator (docs/quality.md: lower CIEDE2000 and higher SSIM on held-out photos at the same colourfulness);
-# `sample`'s 44 steps are too few for an average to catch up with the live weights. `folder` also trains D on
-# the study's fuzzy labels (docs/quality.md: lower CIEDE2000 on the folder's held-out photos in all three runs,
-# more colour in all, on the test photos mixed at ngf 32 and lower at ngf 64).
+GROUPS: dict[str, tuple[str, ...]] = {
+    group: tuple(f.name for f in dataclasses.fields(Config) if f.metadata["group"] == group)
+    for group in GROUP_DESCRIPTIONS}
+
+
+def _power_of_two_from_minimum(size: int) -> bool:
+    return size >= MIN_IMAGE_SIZE and size & (size - 1) == 0
+
+
+# (fields, test, rule) for each range check of Config.validate.
+_RULES: list[tuple[tuple[str, ...], Callable[[Any], bool], str]] = [
+    (("batch_size", "ngf", "ndf", "d_layers", "d_steps", "g_steps", "checkpoint_every", "image_every",
+      "scale_jitter", "chroma_smoothing"), lambda value: value >= 1, ">= 1"),
+    (("epochs", "epochs_decay", "g_only_epochs", "cpu_devices", "progress_samples", "lambda_class"),
+     lambda value: value >= 0, ">= 0"),
+    (("label_fuzz", "label_flip", "zoom_crop", "d_dropout", "g_dropout", "g_ema"),
+     lambda value: 0.0 <= value < 1.0, "in [0, 1)"),
+    (("class_rebalance",), lambda value: 0.0 <= value <= 1.0, "in [0, 1]"),
+    (("annealed_temperature",), lambda value: value > 0, "> 0"),
+    (("steps",), lambda value: value is None or value >= 1, ">= 1"),
+    (("chroma_scale",), lambda value: value is None or value >= 0, ">= 0"),
+    (("image_size",), _power_of_two_from_minimum,
+     f"a power of 2 from {MIN_IMAGE_SIZE} up (16, 32, 64, 128, 256, ...: the U-Net halves it down to 1x1)"),
+]
+
+
+def _has_type(value: Any, hint: Any) -> bool:
+    """Whether `value` fits the annotation `hint` (an int is a float too; a bool is no number)."""
+    if value is None:
+        return type(None) in typing.get_args(hint)
+    base = _base_type(hint)
+    if base in (int, float):
+        return isinstance(value, numbers.Integral if base is int else numbers.Real) and not isinstance(value, bool)
+    return isinstance(value, base)
+
+
+def _flatten(values: dict[str, Any]) -> dict[str, Any]:
+    """{field: value} from config.json's grouped form, the flat form, or a mix of both."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        items = value.items() if key in GROUPS and isinstance(value, dict) else [(key, value)]
+        for name, item in items:
+            if name in flat:
+                raise ConfigError(f"config key {name} is given twice")
+            flat[name] = item
+    return flat
+
+
+# Per-dataset defaults. The study's sets and the paper's paired sets follow pix2pix's own per-dataset scripts
+# (paper, section 4 and appendix 6.2). `sample` is the offline first run, small enough to train in minutes on a
+# laptop CPU. Colorizing one's own photos (`sample`, `folder`) maps Lab L -> ab, and `folder` also exports the
+# moving average of G and trains D on fuzzy labels: docs/results.md ("Why the defaults are what they are") has
+# the measurements behind each choice.
 DATASET_PRESETS: dict[str, dict[str, Any]] = {
     "sample": {"image_size": 128, "batch_size": 4, "epochs": 2, "epochs_decay": 0, "checkpoint_every": 50,
                "image_every": 20, "color_space": "lab"},
@@ -251,23 +298,24 @@ def _literal_choices(hint: Any) -> tuple[Any, ...]:
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """One --flag per Config field (underscores become dashes); all default to None (= not given)."""
+    """One --flag per Config field (underscores become dashes), in one argument group per GROUPS entry; all
+    default to None (= not given)."""
     hints = typing.get_type_hints(Config)
-    group = parser.add_argument_group("run configuration")
-    for f in dataclasses.fields(Config):
-        flag = "--" + f.name.replace("_", "-")
-        hint = hints[f.name]
-        base = _base_type(hint)
-        help_text = f.metadata.get("help", "")
-        default = f.default
-        help_text = f"{help_text} (default: {default})".strip()
-        if base is bool:
-            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
-                               help=help_text)
-        else:
-            choices = _literal_choices(hint) or None
-            kind = str if choices else base
-            group.add_argument(flag, dest=f.name, type=kind, choices=choices, default=None, help=help_text)
+    fields = {f.name: f for f in dataclasses.fields(Config)}
+    for group, names in GROUPS.items():
+        arguments = parser.add_argument_group(group, GROUP_DESCRIPTIONS[group])
+        for name in names:
+            flag = "--" + name.replace("_", "-")
+            help_text = fields[name].metadata["help"]
+            if "default:" not in help_text:
+                help_text = f"{help_text} (default: {fields[name].default})".strip()
+            if _base_type(hints[name]) is bool:
+                arguments.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None,
+                                       help=help_text)
+            else:
+                choices = _literal_choices(hints[name]) or None
+                kind = str if choices else _base_type(hints[name])
+                arguments.add_argument(flag, dest=name, type=kind, choices=choices, default=None, help=help_text)
 
 
 def _base_type(hint: Any) -> type:
