@@ -9,7 +9,9 @@ import argparse
 import os
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from pix2pix_tf.cli import quiet_tensorflow_start
+
+quiet_tensorflow_start()  # before TensorFlow's import
 
 from pix2pix_tf import data  # noqa: E402
 from pix2pix_tf.config import Config  # noqa: E402

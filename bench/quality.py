@@ -276,6 +276,9 @@ def machine() -> str:
         model = next(line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name"))
     except (OSError, subprocess.CalledProcessError, StopIteration):
         pass
+    from pix2pix_tf.cli import quiet_tensorflow_start
+
+    quiet_tensorflow_start()
     import tensorflow as tf
 
     gpus = len(tf.config.list_physical_devices("GPU"))

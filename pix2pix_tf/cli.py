@@ -1,26 +1,96 @@
 """What every command-line tool shares: errors a user can act on become one line on stderr, never a traceback;
-and the setting that only the inference-only tools (evaluate, colorize) make for their own process."""
+a quiet TensorFlow start on a machine without a GPU; and the setting that only the inference-only tools
+(evaluate, colorize) make for their own process."""
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import os
 import re
+import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from pix2pix_tf.errors import UserError
 
 FROZEN_WEIGHTS_VARIABLE = "TF_ONEDNN_ASSUME_FROZEN_WEIGHTS"
+LOG_LEVEL_VARIABLE = "TF_CPP_MIN_LOG_LEVEL"
+# What TensorFlow's import and its CUDA probe write to stderr on a machine without an NVIDIA device, whatever
+# TF_CPP_MIN_LOG_LEVEL says: the first three come before TensorFlow reads it, twice (two libraries log them).
+CPU_START_NOTICES = (
+    r"^WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR$",
+    r"\] oneDNN custom operations are on\. ",
+    r"\] Could not find cuda drivers on your machine, GPU will not be used\.$",
+    r"\] failed call to cuInit: ",
+)
+# Copies its stdin to its stdout without the lines that match argv[1]; ignores Ctrl-C, and ends with its input.
+_LINE_FILTER = """import re, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+dropped = re.compile(sys.argv[1].encode())
+for line in sys.stdin.buffer:
+    if not dropped.search(line.rstrip(b"\\r\\n")):
+        sys.stdout.buffer.write(line)
+        sys.stdout.buffer.flush()
+"""
+
+
+def quiet_tensorflow_start(training: bool = False) -> None:
+    """Import TensorFlow so that its start on a machine without a GPU does not read like a failure.
+
+    Call it before anything imports TensorFlow. TensorFlow's C++ logs below ERROR stay off (TF_CPP_MIN_LOG_LEVEL=2
+    unless set). On Linux without an NVIDIA device, TensorFlow's import and its CUDA probe run with the
+    CPU_START_NOTICES dropped from stderr (all else they write still shows); with `training`, grappler's remapper
+    is turned off: on a CPU it fails on every training step whose graph has a biased convolution followed by
+    LeakyReLU (D's first layer), logging an ERROR and leaving that graph as it was. TF_CPP_MIN_LOG_LEVEL=0 (all
+    logs) turns all this off.
+    """
+    os.environ.setdefault(LOG_LEVEL_VARIABLE, "2")
+    if "tensorflow" in sys.modules or os.environ[LOG_LEVEL_VARIABLE] == "0" or not _cpu_only_linux():
+        return
+    with stderr_without("|".join(CPU_START_NOTICES)):
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()  # the CUDA probe, which fails here
+    if training:
+        tf.config.optimizer.set_experimental_options({"remapping": False})
+
+
+def _cpu_only_linux() -> bool:
+    """Linux without an NVIDIA driver or device node, where TensorFlow's CUDA start can only fail (and a Python
+    executable to run `stderr_without`'s filter)."""
+    nvidia = os.path.exists("/proc/driver/nvidia") or glob.glob("/dev/nvidia*")
+    return sys.platform.startswith("linux") and bool(sys.executable) and not nvidia
+
+
+@contextlib.contextmanager
+def stderr_without(pattern: str) -> Iterator[None]:
+    """Within: what this process writes to stderr (file descriptor 2, so C++ logs too) goes through a child
+    process that drops the lines matching `pattern`. A child, not a thread, so that what a crash writes last
+    still arrives."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    child = subprocess.Popen([sys.executable, "-I", "-S", "-c", _LINE_FILTER, pattern], stdin=subprocess.PIPE,
+                             stdout=saved)
+    assert child.stdin is not None
+    os.dup2(child.stdin.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        child.stdin.close()
+        child.wait()
 
 
 def assume_frozen_weights() -> None:
     """Tell TensorFlow's oneDNN kernels that no weight in this process ever changes (unless the user set it).
 
     Each forward convolution then converts its weights to oneDNN's blocked layout once and keeps them, where
-    it otherwise converts them on every call (for the exported 256 px generator at batch 1, about a third of
-    the time oneDNN spent).
-    Only for processes that run nothing but inference, before their first convolution: a training step under
-    it keeps convolving with the weights it first saw (measured), so the library never sets it itself.
+    it otherwise converts them on every call (bench/README.md has what that saves). Only for processes that run
+    nothing but inference, before their first convolution: a training step under it keeps convolving with the
+    weights it first saw, so the library never sets it itself.
     """
     os.environ.setdefault(FROZEN_WEIGHTS_VARIABLE, "1")
 

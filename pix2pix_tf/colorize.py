@@ -9,9 +9,9 @@ end. Exit status: 0 when at least one image was colorized, 1 when none was, 2 fo
 
 from __future__ import annotations
 
-import os
+from pix2pix_tf.cli import quiet_tensorflow_start
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+quiet_tensorflow_start()  # before TensorFlow's import
 
 import argparse  # noqa: E402
 import sys  # noqa: E402

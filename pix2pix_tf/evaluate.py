@@ -21,9 +21,9 @@ Writes OUT/metrics.json (means of the model and of the baseline, under "model" a
 
 from __future__ import annotations
 
-import os
+from pix2pix_tf.cli import quiet_tensorflow_start
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+quiet_tensorflow_start()  # before TensorFlow's import
 
 import argparse  # noqa: E402
 import csv  # noqa: E402
