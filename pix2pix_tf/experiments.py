@@ -220,11 +220,11 @@ def train_variant(name: str, config: Config, log: Callable[[str], None]) -> tupl
     """Train (or resume) one variant in this process; returns (status, step)."""
     import keras
 
-    from pix2pix_tf.training import train
+    from pix2pix_tf.train import train_and_export
 
     log(f"\n=== {name}: training ({describe_budget(config)}) ===")
     try:
-        summary = train(config, log=log)
+        summary = train_and_export(config, log=log)
     except UserError as error:
         return f"failed: {error}", None
     finally:

@@ -39,14 +39,12 @@ _MALLOC_SETTINGS = {_M_MMAP_THRESHOLD: 32 << 20, _M_TRIM_THRESHOLD: 1 << 30, _M_
 def keep_freed_memory() -> bool:
     """Make glibc keep freed memory for reuse instead of returning it to the kernel; True where applied.
 
-    Each training step allocates and frees weight-sized tensors (gradients, bfloat16 casts: ~0.45 GB
-    for G + D at ngf 64). With glibc's defaults the thread arenas give that memory back and take it again
-    every step, so on a 2-core CPU a step on real photos page-faulted ~118k times (0.23-0.25 s of system
-    time per 128 px step, over 40% of its CPU time). Larger mmap/trim thresholds and a 1 GiB top pad cut
-    that to 28-49k faults and 0.07-0.10 s (bench/README.md). Process-wide; a no-op off glibc Linux.
-    TensorFlow lowers the mmap threshold to 128 KiB whenever it builds a `from_generator` dataset (a workaround
-    for Python 3.11 in tf.data), after which every allocation above that is mapped and faulted in afresh, so
-    call this again once the input pipeline is built.
+    Each training step allocates and frees weight-sized tensors (gradients, bfloat16 casts). With glibc's
+    defaults the thread arenas give that memory back and fault it in again every step; larger mmap and trim
+    thresholds and a 1 GiB top pad keep it (measured in bench/README.md, "Memory reuse"). Process-wide; a no-op
+    off glibc Linux. TensorFlow lowers the mmap threshold whenever it builds a `from_generator` dataset (a
+    workaround for Python 3.11 in tf.data), after which every larger allocation is mapped and faulted in afresh,
+    so call this again once the input pipeline is built.
     """
     if not sys.platform.startswith("linux"):
         return False
@@ -78,8 +76,7 @@ def cpu_has_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
 def resolve_precision(precision: str) -> str:
     """`auto` picks mixed_float16 (with loss scaling) on a GPU, mixed_bfloat16 on a CPU with native bf16, else fp32.
 
-    On an AVX512_BF16 CPU mixed_bfloat16 ran the 256 px train step 1.5-1.9x as fast as fp32, with 300-step
-    loss curves matching fp32's within noise (bench/README.md). `--precision fp32` opts out.
+    The speed and the loss curves of bf16 against fp32 are in bench/README.md. `--precision fp32` opts out.
     """
     if precision == "auto":
         if has_gpu():
@@ -100,7 +97,7 @@ def apply_precision(config: Config) -> str:
 
 
 def resolve_jit_compile(config: Config) -> bool:
-    """XLA only where it was measured faster; on this project's CPUs it made the step slower."""
+    """XLA only when asked for (`--jit-compile`): on the CPUs measured it made the step slower (bench/README.md)."""
     return bool(config.jit_compile) if config.jit_compile is not None else False
 
 
@@ -145,3 +142,27 @@ def _new_strategy(kind: str, devices: list[str]) -> tf.distribute.Strategy:
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
     raise UserError(f"unknown strategy {kind!r}")
+
+
+def in_one_process(strategy: tf.distribute.Strategy) -> bool:
+    """Whether the strategy trains in this process alone: no cluster of workers, each with its own clock."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    return resolver is None or not resolver.task_type
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes the run's files: the one process, the cluster's chief, or else worker 0."""
+    if in_one_process(strategy):
+        return True
+    resolver = strategy.cluster_resolver
+    return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0
+                                              and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def any_worker(strategy: tf.distribute.Strategy, flag: bool) -> bool:
+    """Whether `flag` holds on any worker of the cluster (one collective, so every worker must ask); in one
+    process, `flag` itself."""
+    if in_one_process(strategy):
+        return flag
+    flags = strategy.experimental_distribute_values_from_function(lambda context: tf.constant(1.0 if flag else 0.0))
+    return float(strategy.reduce(tf.distribute.ReduceOp.SUM, flags, axis=None)) > 0

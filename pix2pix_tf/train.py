@@ -1,16 +1,22 @@
-"""`python train.py` / `pix2pix-train`: train pix2pix from a Config built on the command line."""
+"""`python train.py` / `pix2pix-train`: train pix2pix from a Config built on the command line, then calibrate
+the export's chroma factor and export the generator (`train_and_export`, which the experiments run too)."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from pix2pix_tf.cli import run_cli  # noqa: E402
-from pix2pix_tf.config import add_config_arguments, config_from_args  # noqa: E402
-from pix2pix_tf.errors import UserError  # noqa: E402
+from pix2pix_tf.config import Config, add_config_arguments, config_from_args  # noqa: E402
+
+if TYPE_CHECKING:  # TensorFlow loads when training starts, not for --help or a refused flag
+    from pix2pix_tf.training import RunSummary
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,17 +28,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def train_and_export(config: Config, fresh: bool = False, log: Callable[[str], None] = print) -> RunSummary:
+    """Train (or resume) the run, then, on the chief, export the generator with the chroma factor `calibrated`
+    chose; a run stopped by its time budget is exported too. Returns the run's summary, with its export dir on
+    the chief."""
+    from pix2pix_tf import export, training
+
+    summary = training.train(config, fresh=fresh, log=log)
+    if not summary.is_chief:
+        return summary
+    export_dir = export.export_generator(summary.generator, calibrated(summary, log),
+                                         summary.config.resolved_export_dir(), summary.step)
+    log(f"exported the generator to {export_dir}")
+    return dataclasses.replace(summary, export_dir=export_dir)
+
+
+def calibrated(summary: RunSummary, log: Callable[[str], None] = print) -> Config:
+    """The run's Config with the export's chroma factor chosen on held-out photos (saved as calibration.json in
+    the run dir); as it is when it sets --chroma-scale or its dataset is paired."""
+    from pix2pix_tf import calibration, sources
+    from pix2pix_tf.monitoring import format_values
+
+    config, run_dir = summary.config, summary.config.resolved_run_dir()
+    if config.chroma_scale is not None or sources.is_paired(config):
+        return config
+    chosen = calibration.calibrate(summary.generator, config)
+    chosen.save(run_dir / "calibration.json")
+    log(f"chroma scale {chosen.scale:g}: the outputs' colourfulness nearest the {chosen.n_photos} {chosen.split} "
+        f"photos' own ({chosen.target_colorfulness:.1f}; per factor: {format_values(chosen.colorfulness)})")
+    if chosen.scale == 0:
+        log("the network paints almost no colour: the export returns photos grey. Train longer, or on more photos.")
+    return config.replace(chroma_scale=chosen.scale)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
     def body() -> int:
-        try:
-            config = config_from_args(args)
-            from pix2pix_tf.training import train
-
-            summary = train(config, fresh=args.fresh)
-        except ValueError as error:  # an invalid Config
-            raise UserError(str(error)) from error
+        config = config_from_args(args)  # a Config it refuses: ConfigError, a one-line user error
+        summary = train_and_export(config, fresh=args.fresh)
         exported = f"model exported to {summary.export_dir}" if summary.export_dir else "the chief worker exports"
         print(f"done at step {summary.step}; {exported}")
         return 0

@@ -12,19 +12,21 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import keras
 import numpy as np
 import pytest
-import skimage.data
 import tensorflow as tf
 
-from pix2pix_tf import data, runtime, training
-from pix2pix_tf.color import make_pair
+from pix2pix_tf import runtime, schedule, training
+from pix2pix_tf.checkpoints import RunCheckpoints
 from pix2pix_tf.config import Config
 from pix2pix_tf.errors import UserError
 from pix2pix_tf.models import build_discriminator, build_generator
-from pix2pix_tf.training import Trainer
+from pix2pix_tf.training import Trainer, epoch_batches
+
+pytest_plugins = ("fake_training_data",)  # the photos and fake_data fixtures
 
 # Two logical CPU devices for MirroredStrategy. This must happen before any TensorFlow op in this process; test
 # modules only define things at import time, so collecting this module is early enough.
@@ -33,10 +35,10 @@ runtime.configure_devices(2)
 SIZE = 64
 REPO = Path(__file__).resolve().parents[1]
 # Mirrored (2 replicas, sync BN, fp32, no dropout) against one device over 4 steps: the losses agree up to
-# float32 summation order, which Adam's normalised updates can amplify (measured: max relative difference 9e-8).
-# With per-replica BN statistics instead they differ by ~7e-3, far above this tolerance.
+# float32 summation order, which Adam's normalised updates can amplify; per-replica BN statistics instead change
+# them by far more than this tolerance (the test prints both differences).
 LOSS_RTOL = 1e-4
-CLUSTER_TIMEOUT_S = 240  # per launch of the 2-process cluster; a launch takes ~45 s on 2 shared CPU cores
+CLUSTER_TIMEOUT_S = 240  # per launch of the 2-process cluster, on 2 shared CPU cores
 
 
 def tiny(**changes: object) -> Config:
@@ -45,25 +47,11 @@ def tiny(**changes: object) -> Config:
     return base.replace(**changes)
 
 
-@pytest.fixture(scope="module")
-def photos() -> tf.Tensor:
-    images = [skimage.data.astronaut(), skimage.data.coffee(), skimage.data.chelsea(), skimage.data.rocket()]
-    return tf.stack([tf.image.resize(image / 255.0, (SIZE, SIZE)) for image in images])
-
-
-@pytest.fixture
-def fake_data(monkeypatch, photos: tf.Tensor) -> None:
-    """8 real photo crops per epoch, in an order that depends on the epoch; export is stubbed out."""
-
-    def train_dataset(config: Config, epoch: int) -> tf.data.Dataset:
-        x, y = make_pair(tf.concat([photos, tf.image.flip_left_right(photos)], axis=0), config.color_space)
-        order = np.random.default_rng(epoch).permutation(8)
-        pairs = tf.data.Dataset.from_tensor_slices((tf.gather(x, order), tf.gather(y, order)))
-        return pairs.batch(config.batch_size, drop_remainder=True)
-
-    monkeypatch.setattr(data, "train_dataset", train_dataset)
-    monkeypatch.setattr(data, "steps_per_epoch", lambda config: 8 // config.batch_size)
-    monkeypatch.setattr("pix2pix_tf.export.export_generator", lambda generator, config, export_dir, step: None)
+def restored(config: Config) -> Trainer:
+    """A Trainer with the run's latest checkpoint restored."""
+    trainer = Trainer(config)
+    RunCheckpoints(trainer.checkpointed(), trainer.step, config, trainer.strategy).restore()
+    return trainer
 
 
 def losses_over_two_epochs(config: Config) -> list[dict[str, float]]:
@@ -71,7 +59,7 @@ def losses_over_two_epochs(config: Config) -> list[dict[str, float]]:
     trainer = Trainer(config)
     assert trainer.strategy.num_replicas_in_sync == (2 if config.strategy == "mirrored" else 1)
     return [{k: float(v) for k, v in trainer.train_step(batch).items()}
-            for epoch in (0, 1) for batch in trainer.epoch_batches(epoch, skip=0)]
+            for epoch in (0, 1) for batch in epoch_batches(config, trainer.strategy, epoch, skip=0)]
 
 
 def checkpointed_values(trainer: Trainer) -> list[np.ndarray]:
@@ -106,9 +94,10 @@ def test_mirrored_keeps_the_generator_average_of_one_device(fake_data) -> None:
     averages = []
     for strategy in ("one", "mirrored"):
         keras.utils.set_random_seed(1)
-        trainer = Trainer(tiny(strategy=strategy, sync_batchnorm=True, g_ema=0.5))
+        config = tiny(strategy=strategy, sync_batchnorm=True, g_ema=0.5)
+        trainer = Trainer(config)
         for epoch in (0, 1):
-            for batch in trainer.epoch_batches(epoch, skip=0):
+            for batch in epoch_batches(config, trainer.strategy, epoch, skip=0):
                 trainer.train_step(batch)
         averages.append([v.numpy() for v in trainer.averaged_generator.weights])
     for one, mirrored in zip(*averages, strict=True):
@@ -118,10 +107,10 @@ def test_mirrored_keeps_the_generator_average_of_one_device(fake_data) -> None:
 def test_one_replica_iterates_the_epoch_dataset_itself(fake_data) -> None:
     # The distributed wrapper runs tf.data's autotuning, whose thread stalled each new epoch
     # (data.without_autotuning); one replica has nothing to distribute, so it never goes through it.
-    one = Trainer(tiny(strategy="one")).epoch_batches(0, skip=1)
-    two = Trainer(tiny(strategy="mirrored")).epoch_batches(0, skip=0)
-    assert isinstance(one, tf.data.Dataset) and len(list(one)) == 1
-    assert isinstance(two, tf.distribute.DistributedDataset)
+    one = epoch_batches(tiny(strategy="one"), runtime.make_strategy(tiny(strategy="one")), 0, skip=1)
+    two = epoch_batches(tiny(strategy="mirrored"), runtime.make_strategy(tiny(strategy="mirrored")), 0, skip=0)
+    assert isinstance(one, tf.data.Iterator) and len(list(one)) == 1
+    assert isinstance(two, tf.distribute.DistributedIterator) and len(list(two)) == 2
 
 
 def test_global_batch_must_split_evenly_over_the_replicas() -> None:
@@ -140,13 +129,34 @@ def test_checkpoints_move_between_two_replicas_and_one(fake_data, tmp_path: Path
             assert f"resuming at step {resumed_at}" in lines[0]
     checkpoint = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
     assert checkpoint.endswith("ckpt-6")
-    restored = {}
+    values = {}
     for strategy in ("one", "mirrored"):
-        trainer = Trainer(tiny(strategy=strategy, run_dir=str(run_dir)))
-        assert trainer.restore(fresh=False) == 6
-        restored[strategy] = checkpointed_values(trainer)
-    for a, b in zip(restored["one"], restored["mirrored"], strict=True):
+        trainer = restored(tiny(strategy=strategy, run_dir=str(run_dir)))
+        assert int(trainer.step.numpy()) == 6
+        values[strategy] = checkpointed_values(trainer)
+    for a, b in zip(values["one"], values["mirrored"], strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def cluster_strategy(task_type: str | None, task_id: int = 0, *roles: str) -> SimpleNamespace:
+    """Stands in for a MultiWorkerMirroredStrategy's view of its cluster."""
+    spec = SimpleNamespace(as_dict=lambda: {role: ["host:1"] for role in roles})
+    return SimpleNamespace(cluster_resolver=SimpleNamespace(task_type=task_type, task_id=task_id,
+                                                            cluster_spec=lambda: spec))
+
+
+def test_the_chief_writes_and_only_a_run_in_one_process_fits_its_schedule_to_its_clock() -> None:
+    assert runtime.is_chief(tf.distribute.get_strategy())
+    assert runtime.is_chief(cluster_strategy(None))
+    assert runtime.is_chief(cluster_strategy("chief", 0, "chief", "worker"))
+    assert not runtime.is_chief(cluster_strategy("worker", 0, "chief", "worker"))
+    assert runtime.is_chief(cluster_strategy("worker", 0, "worker"))
+    assert not runtime.is_chief(cluster_strategy("worker", 1, "worker"))
+    budgeted = tiny(time_budget=10.0)
+    assert schedule.fits_schedule(budgeted, tf.distribute.get_strategy())
+    assert not schedule.fits_schedule(budgeted, cluster_strategy("worker", 0, "worker"))
+    assert not schedule.fits_schedule(budgeted.replace(fit_schedule=False), tf.distribute.get_strategy())
+    assert not schedule.fits_schedule(budgeted.replace(steps=10), tf.distribute.get_strategy())
 
 
 # --- several processes ----------------------------------------------------------------------------------------
@@ -222,10 +232,7 @@ def cluster(tmp_path: Path):
 
 
 def restore_on_one_device(run_dir: Path) -> Trainer:
-    config = Config.load(run_dir / "config.json").replace(strategy="one", run_dir=str(run_dir))
-    trainer = Trainer(config)
-    trainer.restore(fresh=False)
-    return trainer
+    return restored(Config.load(run_dir / "config.json").replace(strategy="one", run_dir=str(run_dir)))
 
 
 def test_two_worker_processes_train_and_the_chief_checkpoint_restores_on_one_device(cluster, tmp_path) -> None:
