@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from pix2pix_tf.cli import run_cli  # noqa: E402
-from pix2pix_tf.config import Config, add_config_arguments, config_from_args  # noqa: E402
+from pix2pix_tf.cli import quiet_tensorflow_start, run_cli
+from pix2pix_tf.config import Config, add_config_arguments, config_from_args
 
 if TYPE_CHECKING:  # TensorFlow loads when training starts, not for --help or a refused flag
     from pix2pix_tf.training import RunSummary
@@ -66,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         config = config_from_args(args)  # a Config it refuses: ConfigError, a one-line user error
+        quiet_tensorflow_start(training=True)
         summary = train_and_export(config, fresh=args.fresh)
         exported = f"model exported to {summary.export_dir}" if summary.export_dir else "the chief worker exports"
         print(f"done at step {summary.step}; {exported}")
