@@ -26,32 +26,26 @@ steps (a CPU-sized budget); --epochs N alone means N epochs at a constant learni
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import json
 import os
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import argparse  # noqa: E402
-import csv  # noqa: E402
-import dataclasses  # noqa: E402
-import json  # noqa: E402
-import re  # noqa: E402
-import shutil  # noqa: E402
-import sys  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-from pix2pix_tf.cli import run_cli  # noqa: E402
-from pix2pix_tf.config import Config, add_config_arguments, defaults_for  # noqa: E402
-from pix2pix_tf.errors import UserError  # noqa: E402
-from pix2pix_tf.metrics import METRICS  # noqa: E402
+from pix2pix_tf.cli import quiet_tensorflow_start, run_cli
+from pix2pix_tf.config import Config, add_config_arguments, defaults_for
+from pix2pix_tf.errors import UserError
+from pix2pix_tf.experiment_reports import describe_budget, summary_markdown, write_reports
 
 GRIDS_ENV = "PIX2PIX_EXPERIMENTS"  # a folder of grid files to use instead of the shipped ones
 INSTALLED_GRIDS = Path(sys.prefix) / "share" / "pix2pix-tf" / "experiments"  # setup.cfg [options.data_files]
 DEFAULT_STEPS = 200
 DEFAULT_DATASET = "sample"
-FIGURE_ROWS = 4
 VARIANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 RUNNER_FIELDS = ("run_dir", "export_dir")  # set per variant by the runner
 # Fields that change how a run is executed, not what it learns: a finished variant is not retrained for them.
@@ -236,12 +230,6 @@ def train_variant(name: str, config: Config, log: Callable[[str], None]) -> tupl
     return "trained", summary.step
 
 
-def describe_budget(config: Config) -> str:
-    budget = f"{config.steps} steps" if config.steps else f"{config.epochs}+{config.epochs_decay} epochs"
-    return (f"{config.dataset}, {budget}, {config.image_size} px, batch {config.batch_size}, "
-            f"ngf/ndf {config.ngf}/{config.ndf}")
-
-
 def score_variant(result: VariantResult, split: str, results_dir: Path) -> None:
     """Fill `result` with the evaluator's means for its export (model and baseline) on `split`; an export
     scored before (its metrics.json is newer than the export) is not scored again."""
@@ -289,159 +277,6 @@ def run_grid(grid: Grid, configs: dict[str, Config], results_dir: Path, split: s
     return results
 
 
-# --- reports ----------------------------------------------------------------------------------------------
-
-
-def write_reports(grid: Grid, results: list[VariantResult], results_dir: Path, split: str) -> None:
-    """summary.csv, summary.md, the bar charts, the side-by-side figure and the GIFs."""
-    write_csv(results, results_dir / "summary.csv")
-    (results_dir / "summary.md").write_text(summary_markdown(grid, results, split) + "\n")
-    scored = [r for r in results if r.scored]
-    if scored:
-        save_bar_charts(scored, results_dir / "charts", f"{grid.name}: {split} split")
-        save_side_by_side(scored, split, results_dir / "comparison.png")
-    gifs = results_dir / "gifs"
-    for result in results:
-        progress = Path(result.config.run_dir or "") / "progress.gif"
-        if progress.is_file():
-            gifs.mkdir(exist_ok=True)
-            shutil.copyfile(progress, gifs / f"{result.name}.gif")
-
-
-def write_csv(results: list[VariantResult], path: Path) -> None:
-    columns = ["variant", "changes", "status", "note", "dataset", "image_size", "step", "n_images", "baseline",
-               *(f"model_{k}" for k in METRICS), *(f"baseline_{k}" for k in METRICS), "target_colorfulness",
-               "export_dir"]
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        for r in results:
-            writer.writerow({
-                "variant": r.name, "changes": r.changes, "status": r.status, "note": r.note,
-                "dataset": r.config.dataset, "image_size": r.config.image_size, "step": r.step,
-                "n_images": r.n_images, "baseline": r.baseline_kind if r.scored else "",
-                **{f"model_{k}": v for k, v in r.model.items()},
-                **{f"baseline_{k}": v for k, v in r.baseline.items()},
-                "target_colorfulness": r.target_colorfulness, "export_dir": r.config.export_dir})
-
-
-def summary_markdown(grid: Grid, results: list[VariantResult], split: str) -> str:
-    """A markdown table: each metric as "model (baseline)", the best model value in bold."""
-    scored = [r for r in results if r.scored]
-    lines = [f"### {grid.name}", "", grid.description, ""]
-    if results:
-        lines += [f"Budget: {describe_budget(results[0].config)}. Scored on the {split} split "
-                  f"({', '.join(sorted({str(r.n_images) for r in scored})) or 'no'} image(s)); each cell is "
-                  f"model ({baseline_label(scored)}); best model value in bold.", ""]
-    header = ["variant", "changes", "step", *(f"{label} {'↑' if higher else '↓'}"
-                                              for label, higher in METRICS.values())]
-    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    best = {k: (max if higher else min)(r.model[k] for r in scored) for k, (_, higher) in METRICS.items()} \
-        if scored else {}
-    for r in results:
-        if r.scored:
-            cells = [(f"**{r.model[k]:.4f}**" if len(scored) > 1 and r.model[k] == best[k] else f"{r.model[k]:.4f}")
-                     + f" ({r.baseline[k]:.4f})" for k in METRICS]
-        else:
-            cells = [r.note or r.status] + [""] * (len(METRICS) - 1)
-        lines.append("| " + " | ".join([r.name, r.changes, str(r.step if r.step is not None else "-"), *cells])
-                     + " |")
-    unfinished = [f"{r.name}: {r.status}" for r in results if r.status.startswith(("failed", "stopped"))]
-    if unfinished:
-        lines += ["", *unfinished]
-    return "\n".join(lines)
-
-
-def baseline_label(results: list[VariantResult]) -> str:
-    """What the scored `results` were compared with, as the evaluator named it: "grey baseline", "input
-    baseline", or "grey / input baseline" for a grid of colour and paired sets (summary.csv says which row)."""
-    kinds = sorted({r.baseline_kind for r in results if r.scored})
-    return f"{' / '.join(kinds)} baseline" if kinds else "baseline"
-
-
-def _bar_panel(ax: Any, results: list[VariantResult], key: str) -> None:
-    import numpy as np
-
-    label, higher = METRICS[key]
-    x = np.arange(len(results))
-    for offset, values, name, colour in ((-0.2, [r.model[key] for r in results], "model", "tab:blue"),
-                                         (0.2, [r.baseline[key] for r in results], baseline_label(results), "0.6")):
-        bars = ax.bar(x + offset, values, 0.4, label=name, color=colour)
-        ax.bar_label(bars, fmt="%.3g", fontsize=6)
-    if key == "colorfulness":  # each variant's targets (variants of a grid may read different data)
-        ax.hlines([r.target_colorfulness for r in results], x - 0.45, x + 0.45, colors="tab:green",
-                  linestyles="--", linewidth=1, label="targets")
-    ax.set_xticks(x, [r.name for r in results], rotation=20, ha="right", fontsize=8)
-    ax.set_title(f"{label} ({'higher' if higher else 'lower'} is better)", fontsize=9)
-
-
-def save_bar_charts(results: list[VariantResult], folder: Path, title: str) -> None:
-    """charts/<metric>.png per metric and charts/all_metrics.png: model beside baseline per variant."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    folder.mkdir(parents=True, exist_ok=True)
-    width = max(4.0, 1.1 * len(results) + 2)
-    for key in METRICS:
-        fig, ax = plt.subplots(figsize=(width, 3.2))
-        _bar_panel(ax, results, key)
-        ax.legend(fontsize=8)
-        fig.suptitle(title, fontsize=9)
-        fig.tight_layout()
-        fig.savefig(folder / f"{key}.png", dpi=100)
-        plt.close(fig)
-    columns = 3
-    rows = -(-len(METRICS) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(width * columns * 0.8, 3.0 * rows), squeeze=False)
-    for ax, key in zip(axes.flat, METRICS, strict=False):
-        _bar_panel(ax, results, key)
-    for ax in list(axes.flat)[len(METRICS):]:
-        ax.axis("off")
-    axes[0][0].legend(fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(folder / "all_metrics.png", dpi=100)
-    plt.close(fig)
-
-
-def save_side_by_side(results: list[VariantResult], split: str, path: Path) -> None:
-    """INPUT | each variant's output | TARGET on the first FIGURE_ROWS examples of `split`, for every export.
-    When the variants read different data (a grid that varies the dataset or the direction, as `paired`
-    does), each variant gets rows of its own examples instead: INPUT | OUTPUT | TARGET."""
-    from pix2pix_tf.visualize import save_comparison_figure
-
-    same_data = len({(r.config.dataset, r.config.data_dir, r.config.direction) for r in results}) == 1
-    groups = [results] if same_data else [[r] for r in results]
-    rows: list[list[Any]] = []
-    labels: list[str] = []
-    for group in groups:
-        for name, row in _comparison_rows(group, split, max(1, FIGURE_ROWS // len(groups))):
-            rows.append(row)
-            labels.append(name[-24:] if same_data else f"{group[0].name}\n{name[-24:]}")
-    titles = ["INPUT", *(r.name for r in results), "TARGET"] if same_data else ["INPUT", "OUTPUT", "TARGET"]
-    save_comparison_figure(rows, titles, path, row_labels=labels)
-
-
-def _comparison_rows(group: list[VariantResult], split: str, count: int) -> list[tuple[str, list[Any]]]:
-    """(name, [input, each variant's output, target]) for the first `count` examples of `split`; the variants
-    of `group` read the same data (the input shown is the first variant's)."""
-    from pix2pix_tf.evaluate import source_config, split_examples, task_for
-    from pix2pix_tf.export import load_exported
-
-    models = [load_exported(r.config.resolved_export_dir()) for r in group]
-    config = source_config(models[0], None, None)
-    tasks = [task_for(model, config) for model in models]
-    examples, _ = split_examples(config, split, count)
-    rows = []
-    for name, example in examples:
-        cases = [task.case(example) for task in tasks]
-        outputs = [model.colorize(network_input) for model, (network_input, _) in zip(models, cases, strict=True)]
-        rows.append((name, [cases[0][0], *outputs, cases[0][1]]))
-    return rows
-
-
 # --- command line -----------------------------------------------------------------------------------------
 
 
@@ -486,7 +321,9 @@ def main(argv: list[str] | None = None) -> int:
         overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config)
                      if getattr(args, f.name, None) is not None}
         results_dir = Path(args.results_dir) if args.results_dir else default_results_dir(grid, args.dataset)
-        results = run_grid(grid, variant_configs(grid, results_dir, overrides), results_dir, args.split)
+        configs = variant_configs(grid, results_dir, overrides)
+        quiet_tensorflow_start(training=True)
+        results = run_grid(grid, configs, results_dir, args.split)
         return 0 if all(not r.status.startswith("failed") for r in results) else 1
 
     return run_cli("experiments", body, resume_hint="re-run the same command to resume the unfinished variants")
