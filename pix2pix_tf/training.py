@@ -62,6 +62,7 @@ class Trainer:
         if config.batch_size % replicas:
             raise UserError(f"--batch-size {config.batch_size} is the global batch: it must be a multiple of the "
                             f"{replicas} replicas of --strategy {config.strategy}")
+        keras.utils.set_random_seed(config.seed)  # the initial weights and the dropout masks follow --seed
         with self.strategy.scope():
             self.generator = build_generator(config)
             averaged = build_generator(config) if config.g_ema else None
@@ -84,12 +85,18 @@ class Trainer:
         """The generator that progress pictures, calibration and exports use: the average under --g-ema."""
         return self.averaged_generator or self.generator
 
-    def checkpointed(self) -> dict[str, keras.Model | keras.optimizers.Optimizer]:
-        """What a checkpoint tracks, under the names existing run dirs hold them by (besides step and config)."""
-        parts = {"generator": self.generator, "discriminator": self.discriminator,
-                 "g_optimizer": self.g_optimizer, "d_optimizer": self.d_optimizer}
+    def checkpointed(self) -> dict[str, keras.Model | keras.optimizers.Optimizer | list[tf.Variable]]:
+        """What a checkpoint tracks, under the names existing run dirs hold them by (besides step and config), and
+        the state of the dropout layers' random generators, so that a resumed run draws the masks an unbroken one
+        would have drawn (run dirs made before it was tracked resume too, with fresh masks)."""
+        parts: dict[str, keras.Model | keras.optimizers.Optimizer | list[tf.Variable]] = {
+            "generator": self.generator, "discriminator": self.discriminator,
+            "g_optimizer": self.g_optimizer, "d_optimizer": self.d_optimizer}
         if self.averaged_generator is not None:
             parts["averaged_generator"] = self.averaged_generator
+        models = [part for part in parts.values() if isinstance(part, keras.Model)]
+        parts["random_states"] = [variable.value for model in models for variable in model.non_trainable_variables
+                                  if "seed_generator" in variable.path]
         return parts
 
     def set_learning_rate_factor(self, factor: float) -> None:
