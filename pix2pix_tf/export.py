@@ -153,9 +153,9 @@ def _lab_to_uint8(lightness: tf.Tensor, ab: tf.Tensor) -> tf.Tensor:
 
 
 # The colour conversions compiled by XLA: each is a chain of element-wise passes over the picture (gamma and
-# cube-root curves, 3x3 products) that XLA runs as one loop, faster on a CPU (bench/README.md, "The colour graph
-# under XLA"). XLA compiles once per input shape, so they are used where the shape is fixed by the working size;
-# pictures of other sizes take the plain ops.
+# cube-root curves, 3x3 products) that XLA runs as one loop, faster on a CPU (bench/README.md, "What the speed rests
+# on": "The colour graph under XLA, where its shape is fixed"). XLA compiles once per input shape, so they are used
+# where the shape is fixed by the working size; pictures of other sizes take the plain ops.
 _grey_input_xla = tf.function(_grey_input, jit_compile=True, autograph=False)
 _network_lab_xla = tf.function(_network_lab, jit_compile=True, autograph=False)
 _lab_to_uint8_xla = tf.function(_lab_to_uint8, jit_compile=True, autograph=False)

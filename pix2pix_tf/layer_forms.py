@@ -240,8 +240,10 @@ class PhaseDeconvolution(layers.Layer):
         return {**super().get_config(), "filters": self.filters}
 
 
-# The rules, thresholds as measured (bench/README.md, "Every layer in its fastest form" for training; the export's
-# sub-pixel, phase and matrix-product sections for inference). Pixels are counted at the working size.
+# The rules' thresholds, as measured (bench/README.md, "What the speed rests on": "Every layer in its fastest form"
+# for training; "The export's innermost decoder layers as matrix products", "Weights converted once, and the
+# decoder in a form that lets them be" and "Inference copy of the generator" for inference). Pixels are counted
+# at the working size.
 MATMUL_MAX_ENCODER_PIXELS = 1024  # training: MatmulConv2D up to this many pixels fed per batch (stride 2)
 MATMUL_GRADIENT_MAX_SIDE = 128  # training: else MatmulGradientConv2D up to this many pixels a side, and stride 1
 MATMUL_MAX_DECODER_PIXELS = 2048  # training: MatmulConv2DTranspose up to this many pixels fed per batch
@@ -320,8 +322,8 @@ def chosen_forms(model: keras.Model, config: Config, purpose: Purpose) -> dict[s
     sides = fed_sides(model, config.image_size)
     if purpose == "inference":
         return {layer.name: inference_form(layer, sides.get(layer.name, 0)) for layer in model.layers}
-    first, *_, last = sides
-    roles = {first: "input", last: "output"}
+    convolutions = list(sides)
+    roles = {convolutions[0]: "input", convolutions[-1]: "output"}
     return {layer.name: training_form(layer, sides.get(layer.name, 0), config.batch_size,
                                       roles.get(layer.name, "hidden")) for layer in model.layers}
 
