@@ -117,8 +117,10 @@ def main(argv: list[str] | None = None) -> int:
         written, skipped = colorize_files(Path(args.model), args.inputs, out_dir)
         for reason in skipped:
             print(f"skipped {reason}", file=sys.stderr)
-        listed = f"; skipped {len(skipped)} (listed above and in {write_skipped_list(out_dir, skipped)})"
-        print(f"colorized {written} image(s) into {out_dir}" + (listed if skipped else ""))
+        listed = ""
+        if skipped:
+            listed = f"; skipped {len(skipped)} (listed above and in {write_skipped_list(out_dir, skipped)})"
+        print(f"colorized {written} image(s) into {out_dir}{listed}")
         return 0 if written else 1
 
     return run_cli("pix2pix-colorize", body)
