@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pix2pix_tf.config import Config
-from pix2pix_tf.metrics import METRICS
+from pix2pix_tf.metrics import METRICS, SET_METRICS
 
 if TYPE_CHECKING:
     from pix2pix_tf.experiments import Grid, VariantResult
 
 FIGURE_ROWS = 4
+SCORES = METRICS | SET_METRICS  # what the evaluator reports per variant: per-image means, then whole-set scores
 
 
 def describe_budget(config: Config) -> str:
@@ -42,7 +43,7 @@ def write_reports(grid: Grid, results: list[VariantResult], results_dir: Path, s
 
 def write_csv(results: list[VariantResult], path: Path) -> None:
     columns = ["variant", "changes", "status", "note", "dataset", "image_size", "step", "n_images", "baseline",
-               *(f"model_{k}" for k in METRICS), *(f"baseline_{k}" for k in METRICS), "target_colorfulness",
+               *(f"model_{k}" for k in SCORES), *(f"baseline_{k}" for k in SCORES), "target_colorfulness",
                "export_dir"]
     with open(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
@@ -66,16 +67,16 @@ def summary_markdown(grid: Grid, results: list[VariantResult], split: str) -> st
                   f"({', '.join(sorted({str(r.n_images) for r in scored})) or 'no'} image(s)); each cell is "
                   f"model ({baseline_label(scored)}); best model value in bold.", ""]
     header = ["variant", "changes", "step", *(f"{label} {'↑' if higher else '↓'}"
-                                              for label, higher in METRICS.values())]
+                                              for label, higher in SCORES.values())]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    best = {k: (max if higher else min)(r.model[k] for r in scored) for k, (_, higher) in METRICS.items()} \
+    best = {k: (max if higher else min)(r.model[k] for r in scored) for k, (_, higher) in SCORES.items()} \
         if scored else {}
     for r in results:
         if r.scored:
             cells = [(f"**{r.model[k]:.4f}**" if len(scored) > 1 and r.model[k] == best[k] else f"{r.model[k]:.4f}")
-                     + f" ({r.baseline[k]:.4f})" for k in METRICS]
+                     + f" ({r.baseline[k]:.4f})" for k in SCORES]
         else:
-            cells = [r.note or r.status] + [""] * (len(METRICS) - 1)
+            cells = [r.note or r.status] + [""] * (len(SCORES) - 1)
         lines.append("| " + " | ".join([r.name, r.changes, str(r.step if r.step is not None else "-"), *cells])
                      + " |")
     unfinished = [f"{r.name}: {r.status}" for r in results if r.status.startswith(("failed", "stopped"))]
@@ -94,7 +95,7 @@ def baseline_label(results: list[VariantResult]) -> str:
 def _bar_panel(ax: Any, results: list[VariantResult], key: str) -> None:
     import numpy as np
 
-    label, higher = METRICS[key]
+    label, higher = SCORES[key]
     x = np.arange(len(results))
     for offset, values, name, colour in ((-0.2, [r.model[key] for r in results], "model", "tab:blue"),
                                          (0.2, [r.baseline[key] for r in results], baseline_label(results), "0.6")):
@@ -116,7 +117,7 @@ def save_bar_charts(results: list[VariantResult], folder: Path, title: str) -> N
 
     folder.mkdir(parents=True, exist_ok=True)
     width = max(4.0, 1.1 * len(results) + 2)
-    for key in METRICS:
+    for key in SCORES:
         fig, ax = plt.subplots(figsize=(width, 3.2))
         _bar_panel(ax, results, key)
         ax.legend(fontsize=8)
@@ -125,11 +126,11 @@ def save_bar_charts(results: list[VariantResult], folder: Path, title: str) -> N
         fig.savefig(folder / f"{key}.png", dpi=100)
         plt.close(fig)
     columns = 3
-    rows = -(-len(METRICS) // columns)
+    rows = -(-len(SCORES) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(width * columns * 0.8, 3.0 * rows), squeeze=False)
-    for ax, key in zip(axes.flat, METRICS, strict=False):
+    for ax, key in zip(axes.flat, SCORES, strict=False):
         _bar_panel(ax, results, key)
-    for ax in list(axes.flat)[len(METRICS):]:
+    for ax in list(axes.flat)[len(SCORES):]:
         ax.axis("off")
     axes[0][0].legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
