@@ -12,6 +12,7 @@ import pytest
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "speed.py"
 
 
+@pytest.mark.slow
 def test_quick_speed_bench_writes_positive_numbers_for_every_row(tmp_path: Path) -> None:
     out = tmp_path / "speed.json"
     done = subprocess.run([sys.executable, str(BENCH), "--quick", "--out", str(out)], capture_output=True,

@@ -38,6 +38,7 @@ def inputs(tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_folder_with_good_grey_and_broken(tmp_path: Path, model: Path, inputs: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
@@ -52,6 +53,7 @@ def test_folder_with_good_grey_and_broken(tmp_path: Path, model: Path, inputs: P
     assert "colorized 2 image(s)" in captured.out and "skipped 1" in captured.out
 
 
+@pytest.mark.slow
 def test_single_files_and_name_clash(tmp_path: Path, model: Path, inputs: Path) -> None:
     Image.fromarray(skimage.data.chelsea()).save(tmp_path / "good.png")
     out = tmp_path / "out"
@@ -61,6 +63,7 @@ def test_single_files_and_name_clash(tmp_path: Path, model: Path, inputs: Path) 
     assert np.asarray(Image.open(out / "good-2.png")).shape == (*skimage.data.chelsea().shape[:2], 3)
 
 
+@pytest.mark.slow
 def test_nothing_colorized_exits_nonzero(tmp_path: Path, model: Path, inputs: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "tiny.png")
@@ -71,6 +74,7 @@ def test_nothing_colorized_exits_nonzero(tmp_path: Path, model: Path, inputs: Pa
     assert "tiny.png: refused by the model" in err and "at least 8x8" in err
 
 
+@pytest.mark.slow
 def test_an_output_folder_that_cannot_be_made_is_one_line_not_a_traceback(
         tmp_path: Path, model: Path, inputs: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "taken").write_text("a file where the output folder should go")
@@ -90,6 +94,7 @@ def test_read_image_modes(tmp_path: Path) -> None:
     assert (read_image(tmp_path / "clear.png") == 255).all()
 
 
+@pytest.mark.slow
 def test_module_entry_point_bad_model(tmp_path: Path, inputs: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "pix2pix_tf.colorize", "--model", str(tmp_path / "nope"),
                              str(inputs), "--out", str(tmp_path / "out")], capture_output=True, text=True,
@@ -128,6 +133,7 @@ def test_inference_entry_points_assume_frozen_weights_but_keep_a_users_setting(
             REPO / "pix2pix_tf" / module_file).read_text()
 
 
+@pytest.mark.slow
 def test_every_skipped_input_is_named_and_listed_in_the_output_folder(tmp_path: Path, model: Path, inputs: Path,
                                                                        capsys: pytest.CaptureFixture[str]) -> None:
     (inputs / "empty.png").write_bytes(b"")

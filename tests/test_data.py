@@ -193,6 +193,7 @@ def test_batch_larger_than_the_train_split_is_a_user_error(config: Config) -> No
         data.steps_per_epoch(config.replace(batch_size=500))
 
 
+@pytest.mark.slow
 def test_streamed_splits_are_deterministic_too(config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(data, "CACHE_LIMIT_BYTES", 0)
     config = config.replace(seed=11)  # a fresh cache key
@@ -217,6 +218,7 @@ def paired_source(count: int) -> Source:
 
 
 @pytest.mark.parametrize("direction", ["AtoB", "BtoA"])
+@pytest.mark.slow
 def test_paired_sets_augment_a_and_b_together(monkeypatch: pytest.MonkeyPatch, direction: str) -> None:
     monkeypatch.setattr(data, "load_source", lambda config, split: paired_source(6))
     config = Config(dataset=f"fake_pairs_{direction}", image_size=SIZE, batch_size=2, vflip=True,

@@ -79,6 +79,7 @@ def test_sync_batchnorm_option_reaches_every_batch_norm_layer() -> None:
         assert len(norms) >= 8 and all(layer.synchronized == sync for layer in norms)
 
 
+@pytest.mark.slow
 def test_mirrored_on_two_devices_gives_the_losses_of_one_device(fake_data) -> None:
     one = losses_over_two_epochs(tiny(strategy="one", sync_batchnorm=True))
     mirrored = losses_over_two_epochs(tiny(strategy="mirrored", sync_batchnorm=True))
@@ -90,6 +91,7 @@ def test_mirrored_on_two_devices_gives_the_losses_of_one_device(fake_data) -> No
     assert unsynced > LOSS_RTOL  # the comparison can tell: per-replica statistics do change the losses
 
 
+@pytest.mark.slow
 def test_mirrored_keeps_the_generator_average_of_one_device(fake_data) -> None:
     averages = []
     for strategy in ("one", "mirrored"):
@@ -118,6 +120,7 @@ def test_global_batch_must_split_evenly_over_the_replicas() -> None:
         Trainer(tiny(strategy="mirrored", batch_size=3))
 
 
+@pytest.mark.slow
 def test_checkpoints_move_between_two_replicas_and_one(fake_data, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     for strategy, steps, resumed_at in [("mirrored", 2, None), ("one", 4, 2), ("mirrored", 6, 4)]:
@@ -235,6 +238,7 @@ def restore_on_one_device(run_dir: Path) -> Trainer:
     return restored(Config.load(run_dir / "config.json").replace(strategy="one", run_dir=str(run_dir)))
 
 
+@pytest.mark.slow
 def test_two_worker_processes_train_and_the_chief_checkpoint_restores_on_one_device(cluster, tmp_path) -> None:
     workers = cluster(steps=4)
     workers.start()
@@ -256,6 +260,7 @@ def test_two_worker_processes_train_and_the_chief_checkpoint_restores_on_one_dev
     assert any(np.array_equal(kernel, value) for value in saved)
 
 
+@pytest.mark.slow
 def test_a_killed_worker_and_a_restart_go_on_from_the_last_checkpoint(cluster, tmp_path) -> None:
     """SIGKILL worker 1 after the first checkpoint; the survivor cannot go on without it, so the whole cluster
     is restarted with the same command (as a cluster manager would) and finishes from the last checkpoint."""
@@ -288,6 +293,7 @@ time.monotonic = lambda: 4.0 * _monotonic()
 """
 
 
+@pytest.mark.slow
 def test_a_time_budget_stops_every_worker_at_the_same_step(cluster, tmp_path) -> None:
     """Each worker times the budget on its own clock. Worker 1's runs 4x fast here (a `sitecustomize` on its
     path), so its budget is spent first; the other must stop at the same step, or one of them would wait for the

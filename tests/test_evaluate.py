@@ -117,6 +117,7 @@ def test_grey_version_per_color_space() -> None:
     assert np.abs(lightness - rgb2lab(photo / 255.0)[..., 0]).max() < 0.6  # L* kept up to uint8 rounding
 
 
+@pytest.mark.slow
 def test_cli_matches_independent_scores(tmp_path: Path, photo_folder: Path, tiny_model: Path,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "report"
@@ -156,6 +157,7 @@ def test_cli_matches_independent_scores(tmp_path: Path, photo_folder: Path, tiny
     assert {"ssim_study", "rmsd_study_uint8_wrap"} <= {key.removeprefix("baseline_") for key in rows[0]}
 
 
+@pytest.mark.slow
 def test_scores_do_not_depend_on_the_training_augmentation(tmp_path: Path, photo_folder: Path) -> None:
     """A model trained with --scale-jitter (photos cached larger) is scored on the very same pictures."""
     greys = {}
@@ -180,6 +182,7 @@ def test_any_savedmodel_with_the_serving_signature(tmp_path: Path, photo_folder:
     assert summary["means"]["model"] == summary["means"]["grey_baseline"]
 
 
+@pytest.mark.slow
 def test_lab_model(tmp_path: Path, photo_folder: Path) -> None:
     config = Config(image_size=32, ngf=4, dataset="folder", color_space="lab", data_dir=str(photo_folder))
     export_generator(build_generator(config), config, tmp_path / "lab", step=1)
@@ -190,6 +193,7 @@ def test_lab_model(tmp_path: Path, photo_folder: Path) -> None:
     assert summary["n_images"] == 2 and summary["model_metadata"]["color_space"] == "lab"
 
 
+@pytest.mark.slow
 def test_errors_are_one_line_and_exit_2(tmp_path: Path, tiny_model: Path,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "empty").mkdir()
@@ -216,6 +220,7 @@ def test_paired_output_equal_to_the_target_scores_perfectly() -> None:
     assert scores.baseline_kind == "input"
 
 
+@pytest.mark.slow
 def test_paired_set_scored_beside_the_input_copy(tmp_path: Path, tfds_dir: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     archive = write_paired_tar(tmp_path / "facades.tar.gz", "facades", {"train": 1, "test": 2})
@@ -243,6 +248,7 @@ def test_paired_set_scored_beside_the_input_copy(tmp_path: Path, tfds_dir: Path,
     assert summary["means"]["model"] == summary["means"]["input_baseline"]
 
 
+@pytest.mark.slow
 def test_every_skipped_photo_is_listed_in_the_report_folder(tmp_path: Path, photo_folder: Path, tiny_model: Path,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     bad = ["empty.jpg", "notes.jpg", "sub/truncated.png", "grey.png", "tiny.png"]

@@ -73,6 +73,7 @@ def test_bad_grids_and_clashing_flags_are_refused(tmp_path: Path) -> None:
     assert {c.dataset for c in paired.values()} == {"facades", "cityscapes"}
 
 
+@pytest.mark.slow
 def test_tiny_grid_end_to_end_then_resumed_without_retraining(tmp_path: Path,
                                                               make_photo_folder: PhotoFolderFactory) -> None:
     grid_file = tmp_path / "tiny.json"
@@ -105,6 +106,7 @@ def test_tiny_grid_end_to_end_then_resumed_without_retraining(tmp_path: Path,
                         for name in ("base", "l20")}
 
 
+@pytest.mark.slow
 def test_tiny_paired_grid_is_scored_beside_the_input_copy(tmp_path: Path, tfds_dir: Path) -> None:
     archive = write_paired_tar(tmp_path / "facades.tar.gz", "facades", {"train": 2, "val": 1, "test": 2})
     grid_file = tmp_path / "paired.json"

@@ -119,6 +119,7 @@ def tinting_generator(config: Config) -> keras.Model:
 
 
 @pytest.mark.parametrize("color_space", ["rgb", "lab"])
+@pytest.mark.slow
 def test_round_trip_in_fresh_process(tmp_path: Path, astronaut_png: Path, color_space: str) -> None:
     config = tiny_config(color_space=color_space)
     export_dir = export_generator(tinting_generator(config), config, tmp_path / "model", step=123)
@@ -154,6 +155,7 @@ def test_round_trip_in_fresh_process(tmp_path: Path, astronaut_png: Path, color_
     assert "Unknown image file format" in errors["not_an_image"]
 
 
+@pytest.mark.slow
 def test_a_classifying_generator_exports_the_colour_its_logits_favour(tmp_path: Path) -> None:
     config = tiny_config(color_space="lab", chroma_head="classify")
     keras.utils.set_random_seed(0)
@@ -171,6 +173,7 @@ def test_a_classifying_generator_exports_the_colour_its_logits_favour(tmp_path: 
     assert np.allclose(lab[..., 1:], centres[orange], atol=2.0)  # the favoured bin's a*b*, everywhere
 
 
+@pytest.mark.slow
 def test_plain_resolution_output(tmp_path: Path) -> None:
     """full_resolution=False: the network's own picture, resized; grey in, same size colour out."""
     import tensorflow as tf
@@ -213,6 +216,7 @@ def test_an_earlier_versions_export_loads_and_serves(tmp_path: Path) -> None:
     assert source_config(model, None, None).image_size == 32  # the evaluator reads its training Config
 
 
+@pytest.mark.slow
 def test_reexport_replaces_and_foreign_dir_refused(tmp_path: Path) -> None:
     import tensorflow as tf
 
@@ -233,6 +237,7 @@ def test_reexport_replaces_and_foreign_dir_refused(tmp_path: Path) -> None:
     assert (tmp_path / "photos" / "keep.jpg").exists()
 
 
+@pytest.mark.slow
 def test_saved_model_cli_lists_signatures(tmp_path: Path) -> None:
     cli = Path(sys.executable).with_name("saved_model_cli")
     if not cli.exists():
@@ -247,6 +252,7 @@ def test_saved_model_cli_lists_signatures(tmp_path: Path) -> None:
     assert "DT_UINT8" in result.stdout and "DT_STRING" in result.stdout
 
 
+@pytest.mark.slow
 def test_paired_set_model_translates_its_rgb_input_as_it_is(tmp_path: Path) -> None:
     import tensorflow as tf
 
@@ -264,6 +270,7 @@ def test_paired_set_model_translates_its_rgb_input_as_it_is(tmp_path: Path) -> N
     assert np.abs(out_red.astype(int) - out_grey.astype(int)).max() > 0  # colour reaches the network
 
 
+@pytest.mark.slow
 def test_chroma_smoothing_removes_fine_chroma_and_keeps_the_luminance(tmp_path: Path) -> None:
     import tensorflow as tf
     from skimage.color import rgb2lab
@@ -313,6 +320,7 @@ def test_guided_chroma_keeps_the_edges_of_the_luminance_and_smooths_the_rest() -
     assert np.array_equal(guided_chroma(tf.constant(noisy), tf.constant(lightness), 1).numpy(), noisy)
 
 
+@pytest.mark.slow
 def test_inference_copy_computes_the_generator_faster_forms(tmp_path: Path) -> None:
     """The export's generator: the output layer in sub-pixel form, the inner decoder layers in matrix-product form and,
     under mixed_bfloat16, each convolution's weights stored in bfloat16 (cast once, not per call); same
@@ -371,6 +379,7 @@ np.save(sys.argv[3], np.stack(outputs))
 """
 
 
+@pytest.mark.slow
 def test_export_computes_the_same_with_frozen_weights_assumed(tmp_path: Path) -> None:
     """A process that loads the export with TF_ONEDNN_ASSUME_FROZEN_WEIGHTS=1 (as evaluate and colorize run)
     gets the same pictures as one without, on every call, not just the first (oneDNN keeps converted weights)."""

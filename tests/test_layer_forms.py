@@ -156,6 +156,7 @@ def outputs_and_gradients(model: keras.Model, inputs: list[tf.Tensor]) -> list[n
     Config(image_size=64, batch_size=2, ngf=4, ndf=4, g_dropout=0.0, d_layers=4),
     Config(image_size=32, ngf=4, ndf=4, color_space="lab", chroma_head="classify", g_dropout=0.0),
 ], ids=["unet-32", "unet-64-batch-2", "classify-32"])
+@pytest.mark.slow
 def test_fast_and_plain_forms_compute_the_same_networks(config: Config) -> None:
     """The networks in their fast training forms give the plain Keras layers' outputs and gradients, and the
     generator's inference copy their inference outputs, from the same weights, to float tolerance."""
@@ -183,6 +184,7 @@ def test_fast_and_plain_forms_compute_the_same_networks(config: Config) -> None:
 
 
 @pytest.mark.parametrize("batch_size", [1, 4])
+@pytest.mark.slow
 def test_generator_trains_with_the_fastest_form_of_each_layer_on_a_cpu(batch_size: int) -> None:
     """At 256 px: encoder layers after the first fed at most MATMUL_MAX_ENCODER_PIXELS pixels per batch take
     MatmulConv2D, the others fed up to MATMUL_GRADIENT_MAX_SIDE a side MatmulGradientConv2D; decoder layers fed at
@@ -222,6 +224,7 @@ def test_plain_forms_keep_keras_layers() -> None:
     assert apply_layer_forms(generator, config, "inference") is generator
 
 
+@pytest.mark.slow
 def test_inference_forms_where_the_decoder_input_is_small() -> None:
     """At 128 px the decoder layer fed 32 x 32 pictures keeps its transposed form; those fed 16 and 8 px take the
     phase form, those fed up to 4 px (MATMUL_MAX_SIDE) the matrix-product form, the output layer the sub-pixel

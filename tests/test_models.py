@@ -27,6 +27,7 @@ DISCRIMINATOR_PARAMS = 2_768_705
 
 
 @pytest.mark.parametrize("size", [64, 128, 256])
+@pytest.mark.slow
 def test_paper_networks_have_the_stated_parameter_counts(size: int) -> None:
     config = Config(image_size=size)
     assert generator_depth(size) == {64: 6, 128: 7, 256: 8}[size]
@@ -36,6 +37,7 @@ def test_paper_networks_have_the_stated_parameter_counts(size: int) -> None:
 
 @pytest.mark.parametrize("size", [64, 128, 256])
 @pytest.mark.parametrize("color_space,in_ch,out_ch", [("rgb", 3, 3), ("lab", 1, 2)])
+@pytest.mark.slow
 def test_output_shapes_follow_size_and_colour_space(size: int, color_space: str, in_ch: int, out_ch: int) -> None:
     config = Config(image_size=size, color_space=color_space, ngf=4, ndf=4)
     generator, discriminator = build_generator(config), build_discriminator(config)

@@ -57,6 +57,7 @@ def with_chroma(photo: np.ndarray, factor: float) -> np.ndarray:
 
 @pytest.mark.parametrize("color_space", ["rgb", "lab"])
 @pytest.mark.parametrize("full_resolution", [True, False])
+@pytest.mark.slow
 def test_scale_zero_gives_the_grey_copy_and_scale_one_the_uncalibrated_output(
         photo: np.ndarray, color_space: str, full_resolution: bool) -> None:
     config = tiny(color_space=color_space, full_resolution=full_resolution)
@@ -76,6 +77,7 @@ def test_scale_zero_gives_the_grey_copy_and_scale_one_the_uncalibrated_output(
         assert np.abs(zero - grey.astype(int)).max() <= 1
 
 
+@pytest.mark.slow
 def test_the_exported_signature_applies_the_factor_and_the_metadata_records_it(photo, tmp_path) -> None:
     config = tiny(color_space="lab", chroma_scale=0.5)
     generator = colourful_generator(config)
@@ -90,6 +92,7 @@ def test_the_exported_signature_applies_the_factor_and_the_metadata_records_it(p
     assert np.abs(exported - full.astype(int)).max() > 1
 
 
+@pytest.mark.slow
 def test_an_export_without_a_chosen_factor_records_one(tmp_path) -> None:
     config = tiny(color_space="lab")
     model = load_exported(export_generator(generator_for(config), config, tmp_path / "model", step=1))
@@ -136,6 +139,7 @@ def quality_bench() -> ModuleType:
     return bench
 
 
+@pytest.mark.slow
 def test_toy_quality_bench_runs_end_to_end(tmp_path: Path) -> None:
     bench = quality_bench()
     assert bench.main(["--toy", "--out", str(tmp_path), "--ngf", "8", "--ndf", "8", "--color-space", "lab"]) == 0

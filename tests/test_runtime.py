@@ -60,6 +60,7 @@ def faults_per_round(mode: str) -> float:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning")
+@pytest.mark.slow
 def test_kept_freed_memory_is_reused_instead_of_faulted_in_again() -> None:
     default, kept = faults_per_round("default"), faults_per_round("keep")
     # A round touches 60 MiB (15360 pages). How much of it glibc's defaults hand back and fault in again depends on
@@ -69,6 +70,7 @@ def test_kept_freed_memory_is_reused_instead_of_faulted_in_again() -> None:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning")
+@pytest.mark.slow
 def test_settings_reapplied_after_a_generator_dataset_keep_memory_again() -> None:
     """TensorFlow resets the mmap threshold when it builds a from_generator dataset (as the folder source does);
     applying the settings again restores the reuse, and the training loop's epoch of batches does so itself."""

@@ -31,6 +31,7 @@ def run(command: list[str], timeout: float = 300) -> subprocess.CompletedProcess
     return subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_one_epoch_on_the_sample_set_writes_everything(tmp_path: Path) -> None:
     result = run(train_command(tmp_path, "--image-size", "64", "--epochs", "1"))
     assert result.returncode == 0, result.stderr[-3000:]
@@ -49,6 +50,7 @@ def test_one_epoch_on_the_sample_set_writes_everything(tmp_path: Path) -> None:
     assert re.search(r"epoch 1/1 step \d+: g_gan", result.stdout)
 
 
+@pytest.mark.slow
 def test_a_run_killed_mid_epoch_resumes_and_ends_at_the_same_step(tmp_path: Path) -> None:
     total = 40
     command = train_command(tmp_path, "--image-size", "64", "--ngf", "8", "--ndf", "8", "--steps", str(total),
@@ -78,6 +80,7 @@ def test_a_run_killed_mid_epoch_resumes_and_ends_at_the_same_step(tmp_path: Path
     assert loaded.signatures["serving_default"](grey)
 
 
+@pytest.mark.slow
 def test_a_full_disk_stops_with_a_message_and_the_run_resumes_from_the_kept_checkpoint(
         tmp_path: Path, monkeypatch, capsys) -> None:
     from pix2pix_tf import train
@@ -127,6 +130,7 @@ def exports(monkeypatch) -> list[tuple[float | None, int]]:
     return made
 
 
+@pytest.mark.slow
 def test_a_run_stopped_by_its_time_budget_is_exported(fake_data, exports, tmp_path: Path) -> None:
     from pix2pix_tf.train import train_and_export
 
@@ -139,6 +143,7 @@ def test_a_run_stopped_by_its_time_budget_is_exported(fake_data, exports, tmp_pa
     assert lines[-1] == f"exported the generator to {tmp_path / 'model'}"
 
 
+@pytest.mark.slow
 def test_a_grey_calibration_says_so_and_a_given_chroma_scale_exports_the_colours(fake_data, exports, monkeypatch,
                                                                                   tmp_path: Path) -> None:
     from pix2pix_tf.calibration import Calibration

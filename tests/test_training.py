@@ -68,6 +68,7 @@ def checkpoint_steps(run_dir: Path) -> list[int]:
 
 
 @pytest.mark.parametrize("color_space", ["rgb", "lab"])
+@pytest.mark.slow
 def test_fifty_steps_on_real_photos_halve_the_l1_loss(photos: tf.Tensor, color_space: str) -> None:
     batch = make_pair(photos, color_space)
     trainer = trainer_for(tiny(ngf=16, ndf=16, g_dropout=0.5, color_space=color_space))
@@ -75,6 +76,7 @@ def test_fifty_steps_on_real_photos_halve_the_l1_loss(photos: tf.Tensor, color_s
     assert np.mean(l1[-5:]) < 0.65 * np.mean(l1[:3]), l1
 
 
+@pytest.mark.slow
 def test_total_generator_loss_is_gan_plus_lambda_times_l1(photos: tf.Tensor) -> None:
     batch = make_pair(photos, "rgb")
     for lambda_l1 in (20.0, 200.0):
@@ -83,6 +85,7 @@ def test_total_generator_loss_is_gan_plus_lambda_times_l1(photos: tf.Tensor) -> 
         assert float(result["g_total"]) == pytest.approx(expected, rel=1e-5)
 
 
+@pytest.mark.slow
 def test_lambda_changes_the_generator_update(photos: tf.Tensor) -> None:
     batch = make_pair(photos, "rgb")
     results = []
@@ -93,6 +96,7 @@ def test_lambda_changes_the_generator_update(photos: tf.Tensor) -> None:
     assert max(float(np.max(np.abs(a - b))) for a, b in zip(*results, strict=True)) > 1e-5
 
 
+@pytest.mark.slow
 def test_fuzzy_labels_change_the_discriminator_loss_deterministically(photos: tf.Tensor) -> None:
     batch = make_pair(photos, "rgb")
     sharp = float(trainer_for(tiny()).train_step(batch)["d_real"])
@@ -113,6 +117,7 @@ def test_fuzzy_labels_stay_in_range_and_flips_swap_them() -> None:
     np.testing.assert_array_equal(fake[:, 0, 0, 0].numpy() == 1.0, swapped)
 
 
+@pytest.mark.slow
 def test_extra_d_and_g_steps_run_extra_updates(photos: tf.Tensor) -> None:
     batch = make_pair(photos, "rgb")
     for d_steps, g_steps in [(1, 1), (2, 1), (1, 2), (3, 2)]:
@@ -122,6 +127,7 @@ def test_extra_d_and_g_steps_run_extra_updates(photos: tf.Tensor) -> None:
         assert int(trainer.g_optimizer.iterations) == g_steps
 
 
+@pytest.mark.slow
 def test_generator_learning_rate_scales_the_generator_update(photos: tf.Tensor) -> None:
     batch = make_pair(photos, "rgb")
     sizes = {}
@@ -134,6 +140,7 @@ def test_generator_learning_rate_scales_the_generator_update(photos: tf.Tensor) 
     assert sizes[1e-3][1] == pytest.approx(sizes[2e-4][1], rel=1e-4)  # D's update does not depend on lr_g
 
 
+@pytest.mark.slow
 def test_frozen_discriminator_step_leaves_d_untouched(photos: tf.Tensor) -> None:
     batch = make_pair(photos, "rgb")
     trainer = trainer_for(tiny(d_steps=2))
@@ -145,6 +152,7 @@ def test_frozen_discriminator_step_leaves_d_untouched(photos: tf.Tensor) -> None
 
 
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
+@pytest.mark.slow
 def test_mixed_precision_computes_in_half_and_keeps_losses_float32(photos: tf.Tensor, precision: str) -> None:
     batch = make_pair(photos, "rgb")
     trainer = trainer_for(tiny(precision=precision))
@@ -156,6 +164,7 @@ def test_mixed_precision_computes_in_half_and_keeps_losses_float32(photos: tf.Te
     assert loss_scaled == (precision == "mixed_float16")
 
 
+@pytest.mark.slow
 def test_the_classifying_head_learns_and_its_total_loss_is_gan_plus_lambda_class_times_cross_entropy(
         photos: tf.Tensor) -> None:
     batch = make_pair(photos, "lab")
@@ -167,6 +176,7 @@ def test_the_classifying_head_learns_and_its_total_loss_is_gan_plus_lambda_class
     assert np.mean(cross_entropy[-5:]) < 0.9 * np.mean(cross_entropy[:3]), cross_entropy
 
 
+@pytest.mark.slow
 def test_rebalancing_weighs_colours_by_the_rarity_in_the_training_photos(fake_data, photos: tf.Tensor) -> None:
     config = tiny(color_space="lab", chroma_head="classify", class_rebalance=0.5)
     prior = train_step.colour_prior(config).numpy()
@@ -209,6 +219,7 @@ def test_fused_adam_matches_keras_adam() -> None:
             np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-4)  # 1 - beta_2 rounds differently
 
 
+@pytest.mark.slow
 def test_averaged_generator_is_the_warmed_up_moving_average_of_the_live_one(photos: tf.Tensor) -> None:
     batch = make_pair(photos, "lab")
     trainer = trainer_for(tiny(color_space="lab", g_ema=0.9))
@@ -234,6 +245,7 @@ def test_averaged_generator_is_the_warmed_up_moving_average_of_the_live_one(phot
 # --- the loop -----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_generator_only_epochs_freeze_d_then_release_it(fake_data, tmp_path) -> None:
     config = tiny(run_dir=str(tmp_path / "run"), epochs=3, epochs_decay=0, g_only_epochs=2, progress_samples=0)
     assert train(config, log=quiet).step == 6
@@ -243,6 +255,7 @@ def test_generator_only_epochs_freeze_d_then_release_it(fake_data, tmp_path) -> 
     assert int(trainer.d_optimizer.iterations) == 2  # the third epoch's two steps only
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(fake_data, tmp_path) -> None:
     fake_data["poison_from_step"] = 3
     config = tiny(run_dir=str(tmp_path / "run"), epochs=3, epochs_decay=0, checkpoint_every=1, progress_samples=0)
@@ -257,6 +270,7 @@ def event_tags(run_dir: Path) -> set[str]:
             for event in tf.compat.v1.train.summary_iterator(str(events)) for value in event.summary.value}
 
 
+@pytest.mark.slow
 def test_a_run_shows_its_progress_and_decays_the_learning_rate(fake_data, tmp_path) -> None:
     config = tiny(run_dir=str(tmp_path / "run"), epochs=1, epochs_decay=2, progress_samples=2, image_every=1,
                   checkpoint_every=4)
@@ -291,6 +305,7 @@ def test_learning_rate_is_constant_then_decays_linearly_to_zero() -> None:
     assert factors == pytest.approx([1.0, 1.0, 0.75, 0.5, 0.25, 0.0, 0.0, 0.0])  # never negative past the end
 
 
+@pytest.mark.slow
 def test_steps_past_the_schedule_say_so_and_keep_the_learning_rate_at_zero(fake_data, tmp_path) -> None:
     config = tiny(run_dir=str(tmp_path / "run"), epochs=1, epochs_decay=1, steps=8, progress_samples=0)
     lines: list[str] = []
@@ -300,6 +315,7 @@ def test_steps_past_the_schedule_say_so_and_keep_the_learning_rate_at_zero(fake_
     assert [line.rsplit("lr x", 1)[1] for line in epoch_lines] == ["1.000", "0.500", "0.000", "0.000"]
 
 
+@pytest.mark.slow
 def test_a_resumed_run_goes_on_from_its_checkpoint_to_the_planned_step(fake_data, tmp_path) -> None:
     config = tiny(run_dir=str(tmp_path / "run"), epochs=2, epochs_decay=0, steps=3, checkpoint_every=1,
                   progress_samples=0)
@@ -313,6 +329,7 @@ def test_a_resumed_run_goes_on_from_its_checkpoint_to_the_planned_step(fake_data
     assert checkpoint_steps(tmp_path / "run") == [2, 3, 4]  # --fresh started over: a new ckpt-1 was rotated out
 
 
+@pytest.mark.slow
 def test_time_budget_stops_cleanly_with_a_checkpoint(fake_data, tmp_path) -> None:
     config = tiny(run_dir=str(tmp_path / "run"), epochs=50, epochs_decay=0, time_budget=1e-6,
                   progress_samples=0)
@@ -366,6 +383,7 @@ def fitted_schedules(lines: list[str]) -> list[tuple[int, int]]:
     return [(int(m[1]), int(m[2])) for line in lines if (m := re.search(r"--epochs (\d+) --epochs-decay (\d+)", line))]
 
 
+@pytest.mark.slow
 def test_a_slow_spell_shrinks_the_fitted_schedule_and_its_end_lets_it_grow_back(fake_data, tmp_path) -> None:
     config = tiny(run_dir=str(tmp_path / "run"), epochs=50, epochs_decay=50, time_budget=3.0,
                   progress_samples=0, checkpoint_every=1000)
@@ -380,6 +398,7 @@ def test_a_slow_spell_shrinks_the_fitted_schedule_and_its_end_lets_it_grow_back(
     assert summary.config == fitted
 
 
+@pytest.mark.slow
 def test_time_budget_fits_the_schedule_refits_it_finishes_its_decay_and_a_resume_keeps_it(
         fake_data, tmp_path) -> None:
     config = tiny(run_dir=str(tmp_path / "run"), epochs=50, epochs_decay=50, time_budget=2.0,
@@ -404,6 +423,7 @@ def test_time_budget_fits_the_schedule_refits_it_finishes_its_decay_and_a_resume
     assert train(config, log=quiet, clock=TickingClock()).step == summary.step
 
 
+@pytest.mark.slow
 def test_checkpoints_carry_the_config_and_refuse_other_networks(fake_data, tmp_path) -> None:
     config = tiny(run_dir=str(tmp_path / "run"), epochs=1, epochs_decay=0, progress_samples=0)
     train(config, log=quiet)
@@ -418,6 +438,7 @@ def test_checkpoints_carry_the_config_and_refuse_other_networks(fake_data, tmp_p
     assert saved_config(latest).lambda_l1 == 20.0
 
 
+@pytest.mark.slow
 def test_the_averaged_generator_is_the_runs_output_checkpointed_and_kept_on_resume(fake_data, tmp_path) -> None:
     config = tiny(run_dir=str(tmp_path / "run"), epochs=1, epochs_decay=0, progress_samples=0, g_ema=0.99)
     summary = train(config, log=quiet)
