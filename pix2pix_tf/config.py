@@ -117,11 +117,12 @@ class Config:
                                              "ends within the budget")
 
     precision: Precision = _runtime("auto")
-    jit_compile: bool | None = _runtime(None, "XLA for the train step (default: where measured faster)")
+    jit_compile: bool | None = _runtime(None, "XLA for the train step (default: off, see bench/README.md)")
     strategy: StrategyKind = _runtime("auto")
     cpu_devices: int = _runtime(0, "split the CPU into N logical devices")
     sync_batchnorm: bool = _runtime(False)
-    layer_forms: LayerForms = _runtime("fast", "fast: layers in the forms measured fastest (same numbers); "
+    layer_forms: LayerForms = _runtime("fast", "fast: layers in the forms measured fastest (same numbers; "
+                                               "bench/README.md); "
                                                "plain: Keras's own layers")
     run_dir: str | None = _runtime(None, "default: runs/<dataset>")
     checkpoint_every: int = _runtime(500, "steps between checkpoints")
