@@ -47,6 +47,9 @@ class RunCheckpoints:
     def start(self, fresh: bool) -> int:
         """Restore the latest checkpoint unless `fresh`, which deletes the old ones; then write config.json.
         Returns the step to start from."""
+        if self.is_chief:  # a checkpoint write that was killed leaves its temporary folder behind
+            for partial in self.directory.glob("*_temp*"):
+                shutil.rmtree(partial, ignore_errors=True)
         if not fresh:
             self.restore()
         elif self.is_chief:

@@ -106,8 +106,15 @@ class Monitor:
                  f"{self._epoch_images / seconds:.2f} img/s, lr x{lr_factor:.3f}"
                  + (f" ({stopped_early})" if stopped_early else ""))
 
-    def close(self) -> None:
+    def close(self, finished: bool) -> None:
+        """Flush TensorBoard; for a finished run, (re)write a GIF that lacks frames (one killed as the GIF was
+        written, then resumed at its last step, trains no epoch that would write it)."""
         self.writer.flush()
+        frames = sorted((self.run_dir / "progress").glob("epoch_*.png"))
+        gif = self.run_dir / "progress.gif"
+        if finished and self.samples is not None and frames and (
+                not gif.exists() or gif.stat().st_mtime < max(f.stat().st_mtime for f in frames)):
+            self._write_gif()
 
     def _picture(self) -> np.ndarray:
         """One INPUT | OUTPUT | TARGET grid of the fixed samples."""

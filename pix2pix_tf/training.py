@@ -201,7 +201,7 @@ class _Run:
             self._refit()
 
     def summary(self) -> RunSummary:
-        self.monitor.close()
+        self.monitor.close(finished=self.step >= self.total_steps)
         return RunSummary(step=self.step, epochs_done=self.step / self.steps_per_epoch, losses=self.losses,
                           images_per_second=self.monitor.images_per_second, stopped_early=self.stopped_early,
                           config=self.config, generator=self.trainer.output_generator,

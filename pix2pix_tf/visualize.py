@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import imageio.v2 as imageio
@@ -34,15 +35,24 @@ def grid(rows: Sequence[Sequence[np.ndarray]], gap: int = 2) -> np.ndarray:
     return canvas
 
 
+def _write_atomically(path: str | Path, write: Callable[[Path], None]) -> None:
+    """`write` a file next to `path` (hidden, same extension) and move it into place: a kill in the middle leaves
+    the earlier file, never half a picture."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".partial-{path.name}")
+    write(partial)
+    os.replace(partial, path)
+
+
 def save_png(image: np.ndarray, path: str | Path) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    imageio.imwrite(path, to_uint8(image))
+    _write_atomically(path, lambda target: imageio.imwrite(target, to_uint8(image)))
 
 
 def save_gif(frames: Sequence[np.ndarray], path: str | Path, seconds_per_frame: float = 0.5) -> None:
     """The study's "transition with time": one frame per epoch, looping."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    imageio.mimsave(path, [to_uint8(f) for f in frames], duration=seconds_per_frame, loop=0)
+    pictures = [to_uint8(f) for f in frames]
+    _write_atomically(path, lambda target: imageio.mimsave(target, pictures, duration=seconds_per_frame, loop=0))
 
 
 def save_comparison_figure(rows: Sequence[Sequence[np.ndarray]], titles: Sequence[str], path: str | Path,
