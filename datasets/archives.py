@@ -19,7 +19,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -211,3 +211,11 @@ def image_files(folder: Path, pattern: str = "*") -> list[Path]:
     """The .jpg / .jpeg / .png files in `folder` matching `pattern`, sorted by name."""
     return sorted(p for p in folder.glob(pattern)
                   if p.is_file() and p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+
+
+def builder_paths(module_file: str) -> tuple[Any, Any]:
+    """(pkg_dir_path, code_path) for a builder defined in `module_file`. Installed as pix2pix_tf.tfds_builders.*,
+    TFDS cannot infer them from the module name (and its inference needs the `importlib_resources` backport)."""
+    from etils import epath
+
+    return epath.Path(module_file).parent, epath.Path(module_file)

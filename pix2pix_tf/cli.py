@@ -95,6 +95,12 @@ def assume_frozen_weights() -> None:
     os.environ.setdefault(FROZEN_WEIGHTS_VARIABLE, "1")
 
 
+def inference_process(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
+    """`main(argv)` in a process of its own that only runs inference, with `assume_frozen_weights`."""
+    assume_frozen_weights()
+    return main(argv)
+
+
 def one_line_reason(error: Exception) -> str:
     """One line for an OSError or TensorFlow error, without TensorFlow's "{{function_node ...}}" prefix."""
     message = getattr(error, "message", None) or str(error)

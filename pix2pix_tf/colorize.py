@@ -19,7 +19,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from pix2pix_tf.cli import assume_frozen_weights, run_cli  # noqa: E402
+from pix2pix_tf.cli import inference_process, run_cli  # noqa: E402
 from pix2pix_tf.datasource import write_skipped_list  # noqa: E402
 from pix2pix_tf.errors import UserError  # noqa: E402
 
@@ -127,10 +127,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def inference_process_main(argv: list[str] | None = None) -> int:
-    """`pix2pix-colorize` as a process of its own: `main` with oneDNN keeping each layer's converted weights
-    (`cli.assume_frozen_weights`; this process never trains)."""
-    assume_frozen_weights()
-    return main(argv)
+    """`pix2pix-colorize` as a process of its own, which never trains (`cli.inference_process`)."""
+    return inference_process(main, argv)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from pix2pix_tf.cli import assume_frozen_weights, run_cli  # noqa: E402
+from pix2pix_tf.cli import inference_process, run_cli  # noqa: E402
 from pix2pix_tf.color import grey_version  # noqa: E402
 from pix2pix_tf.config import Config  # noqa: E402
 from pix2pix_tf.datasource import write_skipped_list  # noqa: E402
@@ -255,10 +255,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def inference_process_main(argv: list[str] | None = None) -> int:
-    """`pix2pix-evaluate` as a process of its own: `main` with oneDNN keeping each layer's converted weights
-    (`cli.assume_frozen_weights`; this process never trains)."""
-    assume_frozen_weights()
-    return main(argv)
+    """`pix2pix-evaluate` as a process of its own, which never trains (`cli.inference_process`)."""
+    return inference_process(main, argv)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import tensorflow_datasets as tfds
-from etils import epath
 from pix2pix_tf.tfds_builders import archives
 
 URL_ENV = "PIX2PIX_CVCL_URL"
@@ -67,10 +66,7 @@ class CvclScenes(tfds.core.GeneratorBasedBuilder):
     """The eight outdoor scene categories of Oliva & Torralba, 256x256 colour photos."""
 
     name = "cvcl_scenes"
-    # Installed as pix2pix_tf.tfds_builders.*, TFDS cannot infer these from the module name (and its
-    # inference needs the `importlib_resources` backport on Python >= 3.9): give them.
-    pkg_dir_path = epath.Path(__file__).parent
-    code_path = epath.Path(__file__)
+    pkg_dir_path, code_path = archives.builder_paths(__file__)
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "Initial release: 90/5/5 split by hash of the file name."}
     BUILDER_CONFIGS = [

@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import tensorflow_datasets as tfds
-from etils import epath
 from pix2pix_tf.tfds_builders import archives
 
 URL_BASE_ENV = "PIX2PIX_BERKELEY_URL_BASE"
@@ -61,10 +60,7 @@ class Pix2pixPaired(tfds.core.GeneratorBasedBuilder):
     """facades, cityscapes, maps, edges2shoes, edges2handbags, night2day as (a, b) image pairs."""
 
     name = "pix2pix_paired"
-    # Installed as pix2pix_tf.tfds_builders.*, TFDS cannot infer these from the module name (and its
-    # inference needs the `importlib_resources` backport on Python >= 3.9): give them.
-    pkg_dir_path = epath.Path(__file__).parent
-    code_path = epath.Path(__file__)
+    pkg_dir_path, code_path = archives.builder_paths(__file__)
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "Initial release: splits as in the archives."}
     BUILDER_CONFIGS = [tfds.core.BuilderConfig(name=name, description=about)
