@@ -37,6 +37,7 @@ class RunCheckpoints:
         self.is_chief = runtime.is_chief(strategy)
         # The run's Config travels inside every checkpoint too, so a checkpoint alone says how it was made.
         self.config_record = tf.Variable(config.to_json(), trainable=False, name="config")
+        self.objects = objects
         self.checkpoint = tf.train.Checkpoint(**objects, step=step, config=self.config_record)
         self.saved_step: int | None = None
         self._manager: tf.train.CheckpointManager | None = None
@@ -63,7 +64,12 @@ class RunCheckpoints:
         latest = self.latest()
         if latest:
             check_saved_config(self.config, latest)
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
+            # What the checkpoint holds: one written before a part was tracked (the random states) restores
+            # all the rest, and that part starts afresh.
+            held = {name.split("/")[0] for name, _ in tf.train.list_variables(latest)}
+            parts = {name: part for name, part in self.objects.items() if name in held}
+            reader = tf.train.Checkpoint(**parts, step=self.step, config=self.config_record)
+            reader.restore(latest).assert_existing_objects_matched()
             self.saved_step = int(self.step.numpy())
         return int(self.step.numpy())
 

@@ -83,6 +83,23 @@ def test_a_disk_that_fills_during_an_export_keeps_the_previous_export(
     assert not (tmp_path / "model.partial").exists()
 
 
+def test_a_checkpoint_written_before_the_random_states_were_tracked_still_resumes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from pix2pix_tf.training import Trainer
+
+    checkpointed = Trainer.checkpointed
+    monkeypatch.setattr(Trainer, "checkpointed",
+                        lambda self: {k: v for k, v in checkpointed(self).items() if k != "random_states"})
+    assert train.main(flags(tmp_path, 2)) == 0
+    held = {name.split("/")[0] for name, _ in tf.train.list_variables(str(tmp_path / "run" / "checkpoints"))}
+    assert "generator" in held and "random_states" not in held
+    monkeypatch.setattr(Trainer, "checkpointed", checkpointed)
+    capsys.readouterr()
+    assert train.main(flags(tmp_path, 4)) == 0
+    assert "resuming at step 2" in capsys.readouterr().out
+    assert exported_step(tmp_path / "model") == 4
+
+
 @pytest.mark.slow
 def test_three_random_kills_are_survived(tmp_path: Path) -> None:
     """The fault bench, short: killed during a checkpoint write, the progress GIF and the export."""
