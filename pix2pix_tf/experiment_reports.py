@@ -160,8 +160,9 @@ def save_side_by_side(results: list[VariantResult], split: str, path: Path) -> N
 def _comparison_rows(group: list[VariantResult], split: str, count: int) -> list[tuple[str, list[Any]]]:
     """(name, [input, each variant's output, target]) for the first `count` examples of `split`; the variants
     of `group` read the same data (the input shown is the first variant's)."""
-    from pix2pix_tf.evaluate import source_config, split_examples, task_for
+    from pix2pix_tf.evaluate import source_config, task_for
     from pix2pix_tf.export import load_exported
+    from pix2pix_tf.sources import split_examples
 
     models = [load_exported(r.config.resolved_export_dir()) for r in group]
     config = source_config(models[0], None, None)

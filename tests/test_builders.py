@@ -144,6 +144,10 @@ def test_cvcl_from_data_dir_archive_and_extracted_folder(tmp_path: Path, cvcl_fi
     archive = write_cvcl_zip(tmp_path / "scenes (1).zip", cvcl_files)  # saved under another name
     source, examples = load_all(Config(dataset="forest", data_dir=str(archive)), "train")
     assert source.size == len(examples) == 6
+    # Every photo exactly as Pillow decodes the file (not TensorFlow's fast JPEG decoding).
+    photos = [np.asarray(Image.open(io.BytesIO(data)).convert("RGB")) for name, data in cvcl_files.items()
+              if name.startswith("forest_")]
+    assert all(any(np.array_equal(example["image"], photo) for photo in photos) for example in examples)
 
     extracted = tmp_path / "unzipped"
     with zipfile.ZipFile(archive) as zf:

@@ -83,6 +83,7 @@ def test_a_disk_that_fills_during_an_export_keeps_the_previous_export(
     assert not (tmp_path / "model.partial").exists()
 
 
+@pytest.mark.slow
 def test_a_checkpoint_written_before_the_random_states_were_tracked_still_resumes(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     from pix2pix_tf.training import Trainer
