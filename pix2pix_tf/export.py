@@ -90,6 +90,28 @@ def applied_chroma_scale(config: Config) -> float:
 GUIDE_EPSILON = 1e-3  # a window whose L* / 100 varies less than this (std about 3 L*) counts as flat
 
 
+def box_mean(x: tf.Tensor, radius: int) -> tf.Tensor:
+    """The mean of `x` [N, H, W, C] over the (2 radius + 1)^2 window around each pixel, of the pixels inside the
+    picture (what avg_pool2d's 'SAME' computes), from running sums along each axis: one pass at any radius,
+    where oneDNN's pooling on CPUs without AVX-512 visits every pixel of every window. The sums are float64, so
+    the difference of two long sums keeps float32's precision."""
+    def along(values: tf.Tensor, axis: int) -> tf.Tensor:
+        size = tf.shape(values)[axis]
+        padding = [[0, 0]] * 4
+        padding[axis] = [radius + 1, radius]
+        sums = tf.cumsum(tf.pad(values, padding), axis=axis)
+        begin, length = [0] * 4, [-1] * 4
+        length[axis] = size
+        lower = tf.slice(sums, begin, length)
+        begin[axis] = 2 * radius + 1
+        upper = tf.slice(sums, begin, length)
+        positions = tf.range(size)
+        count = tf.minimum(positions + radius, size - 1) - tf.maximum(positions - radius, 0) + 1
+        return (upper - lower) / tf.reshape(tf.cast(count, tf.float64), [-1 if a == axis else 1 for a in range(4)])
+
+    return tf.cast(along(along(tf.cast(x, tf.float64), 1), 2), x.dtype)
+
+
 def guided_chroma(ab: tf.Tensor, lightness: tf.Tensor, radius: int) -> tf.Tensor:
     """ab [N, S, S, 2] smoothed over (2 radius + 1)^2 windows where the lightness L* [N, S, S, 1] is flat, and
     following L*'s edges where it is not: He et al.'s guided filter (2010) with L* / 100 as the guide (1:
@@ -99,7 +121,7 @@ def guided_chroma(ab: tf.Tensor, lightness: tf.Tensor, radius: int) -> tf.Tensor
     guide = lightness / 100.0
 
     def box(x: tf.Tensor) -> tf.Tensor:
-        return tf.nn.avg_pool2d(x, 2 * radius + 1, 1, "SAME")  # SAME averages the pixels inside the picture
+        return box_mean(x, radius)
 
     mean_guide, mean_ab = box(guide), box(ab)
     slope = (box(guide * ab) - mean_guide * mean_ab) / (box(guide * guide) - mean_guide**2 + GUIDE_EPSILON)

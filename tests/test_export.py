@@ -296,6 +296,18 @@ def test_chroma_smoothing_removes_fine_chroma_and_keeps_the_luminance(tmp_path: 
 
 
 
+@pytest.mark.parametrize("shape, radius", [((2, 37, 53, 2), 8), ((1, 5, 3, 1), 4), ((1, 16, 16, 3), 1)])
+def test_box_mean_is_the_same_average_pool(shape: tuple[int, ...], radius: int) -> None:
+    """The running-sum box mean equals avg_pool2d's 'SAME' average, windows larger than the picture included."""
+    import tensorflow as tf
+
+    from pix2pix_tf.export import box_mean
+
+    x = tf.constant(np.random.default_rng(1).uniform(-90.0, 90.0, shape).astype(np.float32))
+    expected = tf.nn.avg_pool2d(x, 2 * radius + 1, 1, "SAME").numpy()
+    np.testing.assert_allclose(box_mean(x, radius).numpy(), expected, atol=1e-4)
+
+
 def test_guided_chroma_keeps_the_edges_of_the_luminance_and_smooths_the_rest() -> None:
     """Noisy chroma with a step where L* has one: the guided filter keeps the step sharp and removes the noise;
     a plain average over the same windows removes less noise and smears the step."""
