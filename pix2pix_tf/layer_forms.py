@@ -242,14 +242,15 @@ class PhaseDeconvolution(layers.Layer):
 
 # The rules' thresholds, as measured (bench/README.md, "What the speed rests on": "Every layer in its fastest form"
 # for training; "The export's innermost decoder layers as matrix products", "Weights converted once, and the
-# decoder in a form that lets them be" and "Inference copy of the generator" for inference). Pixels are counted
-# at the working size.
+# decoder in a form that lets them be" and "Inference copy of the generator" for inference; the float32 ones by
+# bench/layer_speed.py on a CPU without bfloat16). Pixels are counted at the working size.
 MATMUL_MAX_ENCODER_PIXELS = 1024  # training: MatmulConv2D up to this many pixels fed per batch (stride 2)
 MATMUL_GRADIENT_MAX_SIDE = 128  # training: else MatmulGradientConv2D up to this many pixels a side, and stride 1
 MATMUL_MAX_DECODER_PIXELS = 2048  # training: MatmulConv2DTranspose up to this many pixels fed per batch
 SUBPIXEL_MAX_FILTERS = 4  # inference: SubPixelDeconvolution for at most this many outputs (the output layer)
 MATMUL_MAX_SIDE = 4  # inference: MatmulConv2DTranspose for bias-free ones fed at most this many pixels a side
 PHASE_MAX_SIDE = 16  # inference: else PhaseDeconvolution up to this many pixels a side
+FP32_PHASE_MAX_SIDE = 32  # inference in float32: PhaseDeconvolution for bias-free ones up to this side, else Keras's
 
 PLAIN_CLASS = {FusedBatchNormalization: layers.BatchNormalization, MatmulConv2D: layers.Conv2D,
                MatmulGradientConv2D: layers.Conv2D, MatmulConv2DTranspose: layers.Conv2DTranspose}
@@ -271,7 +272,8 @@ def training_form(layer: layers.Layer, fed_side: int, batch_size: int, role: str
     """The form that trains `layer` fastest on this device, fed `fed_side` pixels a side at the working size.
 
     `role`: "input" for the network's first convolution (which reads the few channels of the picture and keeps
-    oneDNN's form), "output" for its last, else "hidden".
+    oneDNN's form), "output" for its last, else "hidden". The discriminator's logits convolution takes
+    `MatmulGradientConv2D` when it computes in float32 (CPUs without bfloat16), and keeps oneDNN's form in bfloat16.
     """
     plain = PLAIN_CLASS.get(type(layer), type(layer))
     if plain is layers.BatchNormalization:
@@ -281,8 +283,10 @@ def training_form(layer: layers.Layer, fed_side: int, batch_size: int, role: str
     if plain is layers.Conv2DTranspose and tuple(layer.strides) == (2, 2):
         small = batch_size * fed_side**2 <= MATMUL_MAX_DECODER_PIXELS
         return MatmulConv2DTranspose if small or role == "output" else plain
-    if plain is not layers.Conv2D or role == "output":
+    if plain is not layers.Conv2D:
         return plain
+    if role == "output":  # the 1-filter logits: oneDNN's fp32 kernel gradient for one filter is the slow part
+        return MatmulGradientConv2D if layer.compute_dtype == "float32" and layer.strides[0] == 1 else plain
     if layer.strides[0] == 2 and batch_size * fed_side**2 <= MATMUL_MAX_ENCODER_PIXELS:
         return MatmulConv2D
     if layer.strides[0] == 1 or fed_side <= MATMUL_GRADIENT_MAX_SIDE:
@@ -291,12 +295,18 @@ def training_form(layer: layers.Layer, fed_side: int, batch_size: int, role: str
 
 
 def inference_form(layer: layers.Layer, fed_side: int) -> type[layers.Layer]:
-    """The form that computes `layer` fastest in the export, fed `fed_side` pixels a side at the working size."""
+    """The form that computes `layer` fastest in the export, fed `fed_side` pixels a side at the working size.
+
+    The rules differ by the layer's compute dtype: oneDNN's bfloat16 and float32 kernels (the latter all a CPU
+    without bfloat16 has) rank the forms differently.
+    """
     plain = PLAIN_CLASS.get(type(layer), type(layer))
     if plain is layers.BatchNormalization:
         return FusedBatchNormalization
     if plain is not layers.Conv2DTranspose or not is_4x4_same(layer) or tuple(layer.strides) != (2, 2):
         return plain
+    if layer.compute_dtype == "float32":
+        return PhaseDeconvolution if not layer.use_bias and fed_side <= FP32_PHASE_MAX_SIDE else plain
     if layer.filters <= SUBPIXEL_MAX_FILTERS:
         return SubPixelDeconvolution
     if layer.use_bias:

@@ -334,21 +334,24 @@ def test_guided_chroma_keeps_the_edges_of_the_luminance_and_smooths_the_rest() -
 
 @pytest.mark.slow
 def test_inference_copy_computes_the_generator_faster_forms(tmp_path: Path) -> None:
-    """The export's generator: the output layer in sub-pixel form, the inner decoder layers in matrix-product form and,
-    under mixed_bfloat16, each convolution's weights stored in bfloat16 (cast once, not per call); same
-    outputs, normalisation stays float32, and the SavedModel is smaller."""
+    """The export's generator: in float32 the decoder layers in phase form; under mixed_bfloat16 the output layer
+    in sub-pixel form, the inner decoder layers in matrix-product form and each convolution's weights stored in
+    bfloat16 (cast once, not per call); same outputs, normalisation stays float32, and the SavedModel is smaller."""
     import tensorflow as tf
 
     from pix2pix_tf.export import colorize_graph
-    from pix2pix_tf.layer_forms import MatmulConv2DTranspose, SubPixelDeconvolution, apply_layer_forms
+    from pix2pix_tf.layer_forms import (
+        MatmulConv2DTranspose,
+        PhaseDeconvolution,
+        SubPixelDeconvolution,
+        apply_layer_forms,
+    )
 
     config = Config(image_size=32, ngf=4, color_space="lab", chroma_scale=1.0)
     keras.utils.set_random_seed(0)
     fp32_generator = build_generator(config)
     fp32_copy = apply_layer_forms(fp32_generator, config, "inference")
-    assert isinstance(fp32_copy.get_layer("output_deconv"), SubPixelDeconvolution)
-    # up1 has 4 outputs at ngf 4, few enough for the sub-pixel form
-    assert all(isinstance(fp32_copy.get_layer(f"up{k}_deconv"), MatmulConv2DTranspose) for k in range(2, 5))
+    assert all(isinstance(fp32_copy.get_layer(f"up{k}_deconv"), PhaseDeconvolution) for k in range(1, 5))
     inputs = tf.random.uniform([2, 32, 32, 1], -1.0, 1.0, seed=1)
     np.testing.assert_allclose(fp32_copy(inputs, training=False).numpy(),
                                fp32_generator(inputs, training=False).numpy(), atol=1e-6)
@@ -359,6 +362,9 @@ def test_inference_copy_computes_the_generator_faster_forms(tmp_path: Path) -> N
         generator = build_generator(config)
         generator.get_layer("down2_norm").moving_mean.assign(tf.fill([8], 0.25))  # not the initial statistics
         copy = apply_layer_forms(generator, config, "inference")
+        assert isinstance(copy.get_layer("output_deconv"), SubPixelDeconvolution)
+        # up1 has 4 outputs at ngf 4, few enough for the sub-pixel form
+        assert all(isinstance(copy.get_layer(f"up{k}_deconv"), MatmulConv2DTranspose) for k in range(2, 5))
         kernels = {v.dtype for layer in copy.layers for v in layer.weights if "conv" in layer.name}
         norms = {v.dtype for layer in copy.layers for v in layer.weights if "norm" in layer.name}
         assert kernels == {"bfloat16"} and norms == {"float32"}

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from pix2pix_tf.config import Config
 from pix2pix_tf.layer_forms import (
+    FP32_PHASE_MAX_SIDE,
     MATMUL_GRADIENT_MAX_SIDE,
     MATMUL_MAX_DECODER_PIXELS,
     MATMUL_MAX_ENCODER_PIXELS,
@@ -206,14 +207,21 @@ def test_generator_trains_with_the_fastest_form_of_each_layer_on_a_cpu(batch_siz
     assert all(type(layer) is FusedBatchNormalization for layer in generator.layers if layer.name.endswith("_norm"))
 
 
-def test_discriminator_trains_its_stride1_and_mid_sized_convolutions_with_matmul_kernel_gradients() -> None:
-    """At 256 px on a CPU: d2 and d3 (fed 128 and 64 px) and d4 (stride 1) take MatmulGradientConv2D, the first
-    convolution (6 input channels) and the 1-channel logits stay Keras's."""
-    discriminator = build_discriminator(Config(image_size=256))
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_discriminator_trains_its_stride1_and_mid_sized_convolutions_with_matmul_kernel_gradients(policy: str) -> None:
+    """At 256 px on a CPU: d2 and d3 (fed 128 and 64 px) and d4 (stride 1) take MatmulGradientConv2D and the first
+    convolution (6 input channels) stays Keras's; the 1-filter logits take MatmulGradientConv2D in float32 and
+    stay Keras's in bfloat16."""
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        discriminator = build_discriminator(Config(image_size=256))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
     kinds = {name: type(discriminator.get_layer(name))
              for name in ("d1_conv", "d2_conv", "d3_conv", "d4_conv", "logits_conv")}
+    logits = MatmulGradientConv2D if policy == "float32" else keras.layers.Conv2D
     assert kinds == {"d1_conv": keras.layers.Conv2D, "d2_conv": MatmulGradientConv2D, "d3_conv": MatmulGradientConv2D,
-                     "d4_conv": MatmulGradientConv2D, "logits_conv": keras.layers.Conv2D}
+                     "d4_conv": MatmulGradientConv2D, "logits_conv": logits}
 
 
 def test_plain_forms_keep_keras_layers() -> None:
@@ -226,10 +234,11 @@ def test_plain_forms_keep_keras_layers() -> None:
 
 @pytest.mark.slow
 def test_inference_forms_where_the_decoder_input_is_small() -> None:
-    """At 128 px the decoder layer fed 32 x 32 pictures keeps its transposed form; those fed 16 and 8 px take the
-    phase form, those fed up to 4 px (MATMUL_MAX_SIDE) the matrix-product form, the output layer the sub-pixel
-    form; training's forms of the encoder go back to oneDNN's convolutions; same outputs."""
+    """At 128 px in bfloat16 the decoder layer fed 32 x 32 pictures keeps its transposed form; those fed 16 and 8 px
+    take the phase form, those fed up to 4 px (MATMUL_MAX_SIDE) the matrix-product form, the output layer the
+    sub-pixel form; training's forms of the encoder go back to oneDNN's convolutions; same outputs."""
     config = Config(image_size=128, ngf=8)
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
     keras.utils.set_random_seed(0)
     generator = build_generator(config)
     copy = apply_layer_forms(generator, config, "inference")
@@ -241,6 +250,26 @@ def test_inference_forms_where_the_decoder_input_is_small() -> None:
     assert type(copy.get_layer("output_deconv")) is SubPixelDeconvolution
     assert all(type(copy.get_layer(f"down{k}_conv")) is keras.layers.Conv2D for k in range(1, 8))
     inputs = tf.random.uniform([2, 128, 128, 3], -1.0, 1.0, seed=1)
+    np.testing.assert_allclose(tf.cast(copy(inputs, training=False), tf.float32).numpy(),
+                               tf.cast(generator(inputs, training=False), tf.float32).numpy(), atol=2**-6)
+    assert [layer.name for layer in copy.layers] == [layer.name for layer in generator.layers]
+
+
+@pytest.mark.slow
+def test_float32_inference_forms() -> None:
+    """At 256 px in float32 (a CPU without bfloat16): every bias-free decoder layer fed up to FP32_PHASE_MAX_SIDE
+    pixels a side takes the phase form, the rest and the output layer stay Keras's transposed convolutions, and
+    the encoder oneDNN's convolutions; same outputs."""
+    config = Config(image_size=256, ngf=4)
+    keras.utils.set_random_seed(0)
+    generator = build_generator(config)
+    copy = apply_layer_forms(generator, config, "inference")
+    kinds = {k: type(copy.get_layer(f"up{k}_deconv")) for k in range(1, 8)}  # up k is fed 128 >> k px
+    assert 128 >> 1 > FP32_PHASE_MAX_SIDE >= 128 >> 2
+    assert kinds[1] is keras.layers.Conv2DTranspose
+    assert all(kinds[k] is PhaseDeconvolution for k in range(2, 8))
+    assert type(copy.get_layer("output_deconv")) is keras.layers.Conv2DTranspose
+    assert all(type(copy.get_layer(f"down{k}_conv")) is keras.layers.Conv2D for k in range(1, 9))
+    inputs = tf.random.uniform([1, 256, 256, 3], -1.0, 1.0, seed=1)
     np.testing.assert_allclose(copy(inputs, training=False).numpy(), generator(inputs, training=False).numpy(),
                                atol=1e-5)
-    assert [layer.name for layer in copy.layers] == [layer.name for layer in generator.layers]
