@@ -36,8 +36,12 @@ _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
 _MALLOC_SETTINGS = {_M_MMAP_THRESHOLD: 32 << 20, _M_TRIM_THRESHOLD: 1 << 30, _M_TOP_PAD: 1 << 30}
 
 
-def keep_freed_memory() -> bool:
+def keep_freed_memory(precision: str) -> bool:
     """Make glibc keep freed memory for reuse instead of returning it to the kernel; True where applied.
+
+    Applied only when `precision` (resolved) computes in 16 bits: with fp32 activations (CPUs without bfloat16)
+    the kept memory raises the peak RSS above a plain Keras step's for a few per cent of speed (bench/README.md,
+    "Memory reuse").
 
     Each training step allocates and frees weight-sized tensors (gradients, bfloat16 casts). With glibc's
     defaults the thread arenas give that memory back and fault it in again every step; larger mmap and trim
@@ -46,7 +50,7 @@ def keep_freed_memory() -> bool:
     workaround for Python 3.11 in tf.data), after which every larger allocation is mapped and faulted in afresh,
     so call this again once the input pipeline is built.
     """
-    if not sys.platform.startswith("linux"):
+    if precision == "fp32" or not sys.platform.startswith("linux"):
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")

@@ -54,9 +54,9 @@ class Trainer:
 
     def __init__(self, config: Config) -> None:
         runtime.configure_devices(config.cpu_devices)
-        runtime.keep_freed_memory()
         self.config = config
         self.precision = runtime.apply_precision(config)
+        runtime.keep_freed_memory(self.precision)
         self.strategy = runtime.make_strategy(config)
         replicas = self.strategy.num_replicas_in_sync
         if config.batch_size % replicas:
@@ -130,7 +130,7 @@ def epoch_batches(config: Config, strategy: tf.distribute.Strategy, epoch: int,
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
         dataset = strategy.experimental_distribute_dataset(dataset.with_options(options))
     batches = iter(dataset)
-    runtime.keep_freed_memory()
+    runtime.keep_freed_memory(runtime.resolve_precision(config.precision))
     return batches
 
 
