@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -35,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
+from speed import machine  # noqa: E402  (bench/speed.py, beside this script)
 
 from pix2pix_tf import layer_forms, runtime  # noqa: E402
 from pix2pix_tf.cli import FROZEN_WEIGHTS_VARIABLE  # noqa: E402
@@ -160,8 +160,7 @@ def main() -> None:
     parser.add_argument("--inference", action="store_true", help="the generator's export forms, forward only")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    results = {"machine": {"cpu": platform.processor() or platform.machine(), "native_bf16": runtime.cpu_has_bf16(),
-                           "frozen_weights": os.environ.get(FROZEN_WEIGHTS_VARIABLE) == "1"},
+    results = {"machine": {**machine(), "frozen_weights": os.environ.get(FROZEN_WEIGHTS_VARIABLE) == "1"},
                "size": args.size, "purpose": "inference" if args.inference else "train", "tables": {}}
     for batch in [int(b) for b in args.batch.split(",")]:
         config = Config(image_size=args.size, batch_size=batch, precision=args.precision)
