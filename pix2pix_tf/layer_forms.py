@@ -124,9 +124,13 @@ def conv_kernel_gradient_as_matmuls(inputs: tf.Tensor, output_gradient: tf.Tenso
     else:
         padded = tf.nn.space_to_depth(tf.pad(inputs, [[0, 0], [1, 1 + height % 2], [1, 1 + width % 2], [0, 0]]), 2)
         taps, out_h, out_w = 2, (height + 1) // 2, (width + 1) // 2
-    per_tap = [tf.matmul(tf.reshape(tf.slice(padded, [0, i, j, 0], [-1, out_h, out_w, -1]), [-1, padded.shape[-1]]),
-                         gradient_rows, transpose_a=True)
-               for i in range(taps) for j in range(taps)]
+    per_tap: list[tf.Tensor] = []
+    for i in range(taps):
+        for j in range(taps):
+            # Each tap's view is copied out only after the previous tap's product, so one view lives at a time.
+            with tf.control_dependencies(per_tap[-1:]):
+                view = tf.slice(padded, [0, i, j, 0], [-1, out_h, out_w, -1])
+            per_tap.append(tf.matmul(tf.reshape(view, [-1, padded.shape[-1]]), gradient_rows, transpose_a=True))
     if strides == 1:
         return tf.reshape(tf.stack(per_tap), [4, 4, channels, -1])
     blocks = tf.reshape(tf.stack(per_tap), [2, 2, 2, 2, channels, -1])  # tap (a, b), then (dy, dx) in the block
