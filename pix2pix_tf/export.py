@@ -92,9 +92,9 @@ GUIDE_EPSILON = 1e-3  # a window whose L* / 100 varies less than this (std about
 
 def box_mean(x: tf.Tensor, radius: int) -> tf.Tensor:
     """The mean of `x` [N, H, W, C] over the (2 radius + 1)^2 window around each pixel, of the pixels inside the
-    picture (what avg_pool2d's 'SAME' computes), from running sums along each axis: one pass at any radius,
-    where oneDNN's pooling on CPUs without AVX-512 visits every pixel of every window. The sums are float64, so
-    the difference of two long sums keeps float32's precision."""
+    picture (what avg_pool2d's 'SAME' computes), from running sums along each axis: the same work at any radius,
+    where avg_pool2d adds up every pixel of every window (slow on some CPUs: bench/README.md). The sums are
+    float64, so the difference of two long sums keeps float32's precision."""
     def along(values: tf.Tensor, axis: int) -> tf.Tensor:
         size = tf.shape(values)[axis]
         padding = [[0, 0]] * 4
