@@ -51,8 +51,9 @@ def calibrated(summary: RunSummary, log: Callable[[str], None] = print) -> Confi
         return config
     chosen = calibration.calibrate(summary.generator, config)
     chosen.save(run_dir / "calibration.json")
-    log(f"chroma scale {chosen.scale:g}: the outputs' colourfulness nearest the {chosen.n_photos} {chosen.split} "
-        f"photos' own ({chosen.target_colorfulness:.1f}; per factor: {format_values(chosen.colorfulness)})")
+    log(f"chroma scale {chosen.scale:g}: the outputs' colourfulness on {chosen.n_photos} {chosen.split} photos nearest "
+        f"the {chosen.n_target_photos} training photos' ({chosen.target_colorfulness:.1f}; per factor: "
+        f"{format_values(chosen.colorfulness)})")
     if chosen.scale == 0:
         log("the network paints almost no colour: the export returns photos grey. Train longer, or on more photos.")
     return config.replace(chroma_scale=chosen.scale)

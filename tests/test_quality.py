@@ -20,11 +20,13 @@ from conftest import Server
 from PIL import Image
 
 from pix2pix_tf import color
-from pix2pix_tf.calibration import SCALE_GRID, choose_scale
+from pix2pix_tf.calibration import SCALE_GRID, calibrate, choose_scale
 from pix2pix_tf.config import Config
 from pix2pix_tf.evaluate import grey_version
 from pix2pix_tf.export import colorize_graph, export_generator, load_exported
+from pix2pix_tf.metrics import colorfulness
 from pix2pix_tf.models import build_generator
+from pix2pix_tf.sources import split_examples
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "quality.py"
 SIZE = 64
@@ -130,6 +132,31 @@ def test_the_choice_never_returns_grey_even_where_grey_has_the_lowest_error(phot
     assert scores.scale > 0
     nearest = min(abs(v - scores.target_colorfulness) for v in scores.colorfulness.values())
     assert abs(scores.colorfulness[str(scores.scale)] - scores.target_colorfulness) == nearest
+
+
+def test_a_given_target_colourfulness_steers_the_choice(photo: np.ndarray) -> None:
+    """With a target twice the photo's own colourfulness, the true colours are chosen at factor 2, not 1."""
+    grey = grey_version(photo, "lab")
+
+    def true_colours(grey_image: np.ndarray, scale: float) -> np.ndarray:
+        return with_chroma(photo, scale)
+
+    assert choose_scale(true_colours, [grey], [photo]).scale == 1.0
+    twice = choose_scale(true_colours, [grey], [photo], target_colorfulness=2 * colorfulness(photo))
+    assert twice.scale == 2.0 and twice.target_colorfulness == 2 * colorfulness(photo)
+
+
+def test_calibration_tries_factors_on_val_photos_against_the_training_photos_colourfulness(
+        make_photo_folder) -> None:
+    config = tiny(dataset="folder", data_dir=str(make_photo_folder(40)), color_space="lab")
+    chosen = calibrate(colourful_generator(config), config)
+    val, _ = split_examples(config.for_scoring(), "val")
+    training, _ = split_examples(config.for_scoring(), "train")
+    assert (chosen.split, chosen.n_photos, chosen.n_target_photos) == ("val", len(val), len(training))
+    assert len(training) > len(val) > 0
+    assert chosen.target_colorfulness == pytest.approx(np.mean([colorfulness(e["image"]) for _, e in training]))
+    nearest = min(abs(v - chosen.target_colorfulness) for v in chosen.colorfulness.values())
+    assert abs(chosen.colorfulness[str(chosen.scale)] - chosen.target_colorfulness) == nearest
 
 
 def quality_bench() -> ModuleType:

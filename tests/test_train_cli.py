@@ -151,7 +151,7 @@ def test_a_grey_calibration_says_so_and_a_given_chroma_scale_exports_the_colours
 
     monkeypatch.setattr("pix2pix_tf.calibration.calibrate", lambda generator, config: Calibration(
         scale=0.0, colorfulness={"0.0": 0.0, "1.0": 30.0}, ciede2000={"0.0": 10.0, "1.0": 12.0},
-        target_colorfulness=2.0, split="val", n_photos=1))
+        target_colorfulness=2.0, split="val", n_photos=1, n_target_photos=1))
     config = tiny(color_space="lab", run_dir=str(tmp_path / "run"), epochs=1, epochs_decay=1, steps=2)
     lines: list[str] = []
     train_and_export(config, log=lines.append)
