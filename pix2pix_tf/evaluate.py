@@ -16,7 +16,8 @@ Model and baseline are scored against the target with every metric of `pix2pix_t
 
 Writes OUT/metrics.json (means of the model and of the baseline, under "model" and "grey_baseline" or
 "input_baseline"; "baseline": "grey" or "input"; n; the model's metadata), OUT/per_image.csv, OUT/results.png
-(INPUT | OUTPUT | TARGET) and prints a table. Default OUT: runs/<dataset>/evaluate-<split>.
+(INPUT | OUTPUT | TARGET), OUT/side_by_side.png (outputs beside their targets) and prints a table. Default OUT:
+runs/<dataset>/evaluate-<split>.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from pix2pix_tf.visualize import save_comparison_figure, to_uint8  # noqa: E402
 
 SPLIT_CHOICES = ("train", "val", "test", "all")
 FIGURE_ROWS = 6
+SIDE_BY_SIDE_PHOTOS = 12  # side_by_side.png: this many outputs beside their photos, two pairs a row
 SCALES_NOTE = ("ssim (tf.image.ssim) and psnr on RGB in [0, 1]; rmsd_255 on [0, 255], rmsd_01 on [0, 1]; "
                "ciede2000 mean over pixels; colorfulness Hasler & Suesstrunk 2003 on [0, 255]; psnr capped at "
                "100 dB for identical pictures; ssim_study and rmsd_study_uint8_wrap as the original study's "
@@ -179,8 +181,8 @@ def run_model(model: ExportedModel, task: Task, examples: list[tuple[str, Exampl
 
 
 def write_report(out: Path, summary: dict[str, Any], scores: Scores, outcome: Outcome) -> None:
-    """metrics.json, per_image.csv and results.png (INPUT | OUTPUT | TARGET, each row's SSIM beside the
-    baseline's)."""
+    """metrics.json, per_image.csv, results.png (INPUT | OUTPUT | TARGET, each row's SSIM beside the
+    baseline's) and side_by_side.png (up to 12 outputs, each beside its target)."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     with open(out / "per_image.csv", "w", newline="") as handle:
@@ -193,6 +195,9 @@ def write_report(out: Path, summary: dict[str, Any], scores: Scores, outcome: Ou
         out / "results.png",
         row_labels=[f"{outcome.names[i][-24:]}\nSSIM {scores.rows[i]['model_ssim']:.3f} "
                     f"({scores.baseline_kind} {scores.rows[i]['baseline_ssim']:.3f})" for i in shown])
+    pairs = [[outcome.outputs[i], outcome.targets[i]] for i in range(min(SIDE_BY_SIDE_PHOTOS, scores.n))]
+    save_comparison_figure([sum(pairs[i:i + 2], []) for i in range(0, len(pairs), 2)],
+                           ["OUTPUT", "TARGET", "OUTPUT", "TARGET"][:2 * min(2, len(pairs))], out / "side_by_side.png")
 
 
 def evaluate(model_dir: str | Path, out_dir: str | Path | None = None, dataset: str | None = None,
@@ -225,7 +230,7 @@ def evaluate(model_dir: str | Path, out_dir: str | Path | None = None, dataset: 
         print(f"skipped {len(files_skipped)} image file(s) that could not be used (all listed in {listed})")
     if outcome.refused:
         print(f"{len(outcome.refused)} example(s) refused by the model (listed in metrics.json)")
-    print(f"wrote {out / 'metrics.json'}, per_image.csv and results.png")
+    print(f"wrote {out / 'metrics.json'}, per_image.csv, results.png and side_by_side.png")
     return summary
 
 

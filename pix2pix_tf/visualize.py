@@ -57,7 +57,8 @@ def save_gif(frames: Sequence[np.ndarray], path: str | Path, seconds_per_frame: 
 
 def save_comparison_figure(rows: Sequence[Sequence[np.ndarray]], titles: Sequence[str], path: str | Path,
                            row_labels: Sequence[str] | None = None) -> None:
-    """A matplotlib figure with one column per title (e.g. INPUT | OUTPUT | TARGET) and one row per example."""
+    """A matplotlib figure with one column per title (e.g. INPUT | OUTPUT | TARGET) and one row per example (a
+    row may be shorter than the titles)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -75,6 +76,8 @@ def save_comparison_figure(rows: Sequence[Sequence[np.ndarray]], titles: Sequenc
                 ax.set_title(titles[c])
             if c == 0 and row_labels:
                 ax.set_ylabel(row_labels[r], fontsize=8)
+        for ax in axes[r][len(row):]:  # a short last row leaves its other panels blank
+            ax.axis("off")
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)

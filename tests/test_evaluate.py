@@ -132,6 +132,7 @@ def test_cli_matches_independent_scores(tmp_path: Path, photo_folder: Path, tiny
     rows = list(csv.DictReader(open(out / "per_image.csv")))
     assert sorted(row["name"] for row in rows) == ["astronaut.png", "chelsea.png", "coffee.png", "sub/rocket.png"]
     assert (out / "results.png").stat().st_size > 0
+    assert Image.open(out / "side_by_side.png").size[0] > Image.open(out / "results.png").size[0]  # 4 panels a row
 
     # The same numbers, computed here with numpy / scikit-image and the SavedModel called directly.
     model = tf.saved_model.load(str(tiny_model))
