@@ -92,24 +92,16 @@ GUIDE_EPSILON = 1e-3  # a window whose L* / 100 varies less than this (std about
 
 def box_mean(x: tf.Tensor, radius: int) -> tf.Tensor:
     """The mean of `x` [N, H, W, C] over the (2 radius + 1)^2 window around each pixel, of the pixels inside the
-    picture (what avg_pool2d's 'SAME' computes), from running sums along each axis: the same work at any radius,
-    where avg_pool2d adds up every pixel of every window (slow on some CPUs: bench/README.md). The sums are
-    float64, so the difference of two long sums keeps float32's precision."""
-    def along(values: tf.Tensor, axis: int) -> tf.Tensor:
-        size = tf.shape(values)[axis]
-        padding = [[0, 0]] * 4
-        padding[axis] = [radius + 1, radius]
-        sums = tf.cumsum(tf.pad(values, padding), axis=axis)
-        begin, length = [0] * 4, [-1] * 4
-        length[axis] = size
-        lower = tf.slice(sums, begin, length)
-        begin[axis] = 2 * radius + 1
-        upper = tf.slice(sums, begin, length)
-        positions = tf.range(size)
-        count = tf.minimum(positions + radius, size - 1) - tf.maximum(positions - radius, 0) + 1
-        return (upper - lower) / tf.reshape(tf.cast(count, tf.float64), [-1 if a == axis else 1 for a in range(4)])
+    picture (what avg_pool2d's 'SAME' computes), as a column sum then a row sum (two depthwise convolutions of
+    ones): 2 (2 radius + 1) additions a pixel where avg_pool2d makes (2 radius + 1)^2 (bench/README.md)."""
+    size = 2 * radius + 1
+    channels = x.shape[-1]
 
-    return tf.cast(along(along(tf.cast(x, tf.float64), 1), 2), x.dtype)
+    def window_sum(values: tf.Tensor, n: int) -> tf.Tensor:
+        columns = tf.nn.depthwise_conv2d(values, tf.ones([size, 1, n, 1], values.dtype), [1, 1, 1, 1], "SAME")
+        return tf.nn.depthwise_conv2d(columns, tf.ones([1, size, n, 1], values.dtype), [1, 1, 1, 1], "SAME")
+
+    return window_sum(x, channels) / window_sum(tf.ones_like(x[:1, :, :, :1]), 1)
 
 
 def guided_chroma(ab: tf.Tensor, lightness: tf.Tensor, radius: int) -> tf.Tensor:
