@@ -298,7 +298,7 @@ def test_chroma_smoothing_removes_fine_chroma_and_keeps_the_luminance(tmp_path: 
 
 @pytest.mark.parametrize("shape, radius", [((2, 37, 53, 2), 8), ((1, 5, 3, 1), 4), ((1, 16, 16, 3), 1)])
 def test_box_mean_is_the_same_average_pool(shape: tuple[int, ...], radius: int) -> None:
-    """The box mean (two depthwise sums) equals avg_pool2d's 'SAME' average, windows larger than the picture included."""
+    """The box mean (two depthwise sums) equals avg_pool2d's 'SAME' mean, windows larger than the picture included."""
     import tensorflow as tf
 
     from pix2pix_tf.export import box_mean
