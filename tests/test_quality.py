@@ -155,6 +155,7 @@ def test_calibration_tries_factors_on_val_photos_against_the_training_photos_col
     assert (chosen.split, chosen.n_photos, chosen.n_target_photos) == ("val", len(val), len(training))
     assert len(training) > len(val) > 0
     assert chosen.target_colorfulness == pytest.approx(np.mean([colorfulness(e["image"]) for _, e in training]))
+    assert chosen.target_colorfulness != pytest.approx(np.mean([colorfulness(e["image"]) for _, e in val]))
     nearest = min(abs(v - chosen.target_colorfulness) for v in chosen.colorfulness.values())
     assert abs(chosen.colorfulness[str(chosen.scale)] - chosen.target_colorfulness) == nearest
 
