@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 FIGURE_ROWS = 4
 SCORES = METRICS | SET_METRICS  # what the evaluator reports per variant: per-image means, then whole-set scores
+VERDICT_SCORES = ("ssim_study", "ciede2000", "ab_intersection", "colorfulness_ratio")  # judged against the spread
 
 
 def describe_budget(config: Config) -> str:
@@ -32,17 +33,19 @@ def write_reports(grid: Grid, results: list[VariantResult], results_dir: Path, s
     scored = [r for r in results if r.scored]
     if scored:
         save_bar_charts(scored, results_dir / "charts", f"{grid.name}: {split} split")
-        save_side_by_side(scored, split, results_dir / "comparison.png")
+        first_seed = scored[0].seed  # the figure shows one seed of each variant
+        save_side_by_side([r for r in scored if r.seed == first_seed], split, results_dir / "comparison.png")
     gifs = results_dir / "gifs"
     for result in results:
         progress = Path(result.config.run_dir or "") / "progress.gif"
         if progress.is_file():
             gifs.mkdir(exist_ok=True)
-            shutil.copyfile(progress, gifs / f"{result.name}.gif")
+            suffix = "" if result.seed is None else f".seed{result.seed}"
+            shutil.copyfile(progress, gifs / f"{result.variant}{suffix}.gif")
 
 
 def write_csv(results: list[VariantResult], path: Path) -> None:
-    columns = ["variant", "changes", "status", "note", "dataset", "image_size", "step", "n_images", "baseline",
+    columns = ["variant", "seed", "changes", "status", "note", "dataset", "image_size", "step", "n_images", "baseline",
                *(f"model_{k}" for k in SCORES), *(f"baseline_{k}" for k in SCORES), "target_colorfulness",
                "export_dir"]
     with open(path, "w", newline="") as handle:
@@ -50,7 +53,8 @@ def write_csv(results: list[VariantResult], path: Path) -> None:
         writer.writeheader()
         for r in results:
             writer.writerow({
-                "variant": r.name, "changes": r.changes, "status": r.status, "note": r.note,
+                "variant": r.variant, "seed": "" if r.seed is None else r.seed, "changes": r.changes,
+                "status": r.status, "note": r.note,
                 "dataset": r.config.dataset, "image_size": r.config.image_size, "step": r.step,
                 "n_images": r.n_images, "baseline": r.baseline_kind if r.scored else "",
                 **{f"model_{k}": v for k, v in r.model.items()},
@@ -58,31 +62,85 @@ def write_csv(results: list[VariantResult], path: Path) -> None:
                 "target_colorfulness": r.target_colorfulness, "export_dir": r.config.export_dir})
 
 
+def by_variant(results: list[VariantResult]) -> dict[str, list[VariantResult]]:
+    """The results of each variant (one per seed), in the grid's order."""
+    groups: dict[str, list[VariantResult]] = {}
+    for result in results:
+        groups.setdefault(result.variant, []).append(result)
+    return groups
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
 def summary_markdown(grid: Grid, results: list[VariantResult], split: str) -> str:
-    """A markdown table: each metric as "model (baseline)", the best model value in bold."""
+    """A markdown table, one row per variant: each metric as "model (baseline)", the best model value in bold;
+    with several seeds the model's mean over them ± half their range, then each variant against the
+    reference."""
     scored = [r for r in results if r.scored]
+    groups = by_variant(scored)
+    seeded = any(r.seed is not None for r in results)
     lines = [f"### {grid.name}", "", grid.description, ""]
     if results:
+        seeds = sorted({r.seed for r in results if r.seed is not None})
+        spread = (f"; seeds {', '.join(map(str, seeds))}: each model value is the mean over the seeds ± half "
+                  "their range") if seeded else ""
         lines += [f"Budget: {describe_budget(results[0].config)}. Scored on the {split} split "
-                  f"({', '.join(sorted({str(r.n_images) for r in scored})) or 'no'} image(s)); each cell is "
-                  f"model ({baseline_label(scored)}); best model value in bold.", ""]
+                  f"({', '.join(sorted({str(r.n_images) for r in scored})) or 'no'} image(s)){spread}; each "
+                  f"cell is model ({baseline_label(scored)}); best model value in bold.", ""]
     header = ["variant", "changes", "step", *(f"{label} {'↑' if higher else '↓'}"
                                               for label, higher in SCORES.values())]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    best = {k: (max if higher else min)(r.model[k] for r in scored) for k, (_, higher) in SCORES.items()} \
-        if scored else {}
-    for r in results:
-        if r.scored:
-            cells = [(f"**{r.model[k]:.4f}**" if len(scored) > 1 and r.model[k] == best[k] else f"{r.model[k]:.4f}")
-                     + f" ({r.baseline[k]:.4f})" for k in SCORES]
+    means = {name: {k: _mean([r.model[k] for r in runs]) for k in SCORES} for name, runs in groups.items()}
+    best = {k: (max if higher else min)(m[k] for m in means.values()) for k, (_, higher) in SCORES.items()} \
+        if means else {}
+    for name, runs in by_variant(results).items():
+        done = [r for r in runs if r.scored]
+        steps = sorted({str(r.step) for r in runs if r.step is not None}) or ["-"]
+        if done:
+            cells = []
+            for k in SCORES:
+                value = f"{means[name][k]:.4f}"
+                cell = f"**{value}**" if len(means) > 1 and means[name][k] == best[k] else value
+                if seeded:
+                    values = [r.model[k] for r in done]
+                    cell += f" ±{(max(values) - min(values)) / 2:.4f}"
+                cells.append(cell + f" ({done[0].baseline[k]:.4f})")
         else:
-            cells = [r.note or r.status] + [""] * (len(SCORES) - 1)
-        lines.append("| " + " | ".join([r.name, r.changes, str(r.step if r.step is not None else "-"), *cells])
-                     + " |")
+            cells = [runs[0].note or runs[0].status] + [""] * (len(SCORES) - 1)
+        lines.append("| " + " | ".join([name, runs[0].changes, "/".join(steps), *cells]) + " |")
+    if seeded and len(groups) > 1:
+        lines += ["", *verdicts(groups)]
     unfinished = [f"{r.name}: {r.status}" for r in results if r.status.startswith(("failed", "stopped"))]
     if unfinished:
         lines += ["", *unfinished]
     return "\n".join(lines)
+
+
+def verdicts(groups: dict[str, list[VariantResult]]) -> list[str]:
+    """Each variant against the reference (the "paper defaults" variant, else the first), per score of
+    VERDICT_SCORES: "better" or "worse" when the two ranges over the seeds do not overlap, else "within seed
+    noise"."""
+    names = list(groups)
+    reference = next((n for n in names if groups[n][0].changes == "paper defaults"), names[0])
+    lines = [f"Against {reference} (better / worse: the seeds' ranges do not overlap):", ""]
+    for name in names:
+        if name == reference:
+            continue
+        parts = []
+        for key in VERDICT_SCORES:
+            label, higher = SCORES[key]
+            ours = [r.model[key] for r in groups[name]]
+            theirs = [r.model[key] for r in groups[reference]]
+            difference = _mean(ours) - _mean(theirs)
+            if min(ours) > max(theirs) or max(ours) < min(theirs):
+                verdict = "better" if (difference > 0) == higher else "worse"
+            else:
+                verdict = "within seed noise"
+            parts.append(f"{label} {verdict} ({difference:+.4f})")
+        lines.append(f"- {name}: " + "; ".join(parts))
+    return lines
 
 
 def baseline_label(results: list[VariantResult]) -> str:

@@ -3,19 +3,22 @@
 `python -m pix2pix_tf.experiments list` shows every grid and what each of its variants changes.
 
 `python -m pix2pix_tf.experiments run GRID [--dataset NAME] [--steps N | --epochs N] [any train.py flag]
-[--results-dir DIR] [--split test]` trains every variant of GRID (a grid name or a path to a grid file),
-resuming any whose run exists and skipping any already trained to the same config; exports each; scores each
-export with the evaluator (`pix2pix_tf.evaluate`: the model beside its baseline, the grey copy on colour sets,
-the input copy on paired sets) on one split; and writes to RESULTS_DIR (default
-runs/experiments/<grid>-<dataset>):
+[--seeds 0 1 ...] [--results-dir DIR] [--split test]` trains every variant of GRID (a grid name or a path to a
+grid file; once per seed with --seeds), resuming any whose run exists and skipping any already trained to the
+same config; exports each; scores each export with the evaluator (`pix2pix_tf.evaluate`: the model beside its
+baseline, the grey copy on colour sets, the input copy on paired sets) on one split; and writes to RESULTS_DIR
+(default runs/experiments/<grid>-<dataset>):
 
-* summary.csv and summary.md: one row per variant, the model's and the baseline's mean of every metric;
+* summary.csv: one row per variant and seed, the model's and the baseline's mean of every metric;
+* summary.md: one row per variant (with several seeds: the mean over seeds and their range), and with several
+  seeds, each variant against the grid's reference (its "paper defaults" variant): better, worse, or within
+  the seed spread;
 * charts/<metric>.png (one bar chart per metric) and charts/all_metrics.png (all of them in one figure);
 * comparison.png: INPUT | one column per variant | TARGET on the same examples of the split (a grid whose
   variants read different data, as `paired` does: INPUT | OUTPUT | TARGET, a few rows per variant);
 * gifs/<variant>.gif: each variant's progress GIF (one frame per finished epoch);
 * <variant>/run (checkpoints, logs), <variant>/model (the export), <variant>/evaluate-<split> (the evaluator's
-  report).
+  report); with --seeds, the same under <variant>/seed<k>/ for each seed k.
 
 A grid file is {"description": str, "variants": {name: {config field: value}}}; each variant's Config is
 `defaults_for(dataset)` plus the command-line flags plus the variant's delta. A flag may not set a field that
@@ -71,10 +74,12 @@ class Grid:
 class VariantResult:
     """What happened to one variant: training status, and the evaluator's means when it could score it."""
 
-    name: str
+    name: str  # the variant, and its seed when the grid runs several: "lambda20 seed 1"
     changes: str
     config: Config
     status: str
+    variant: str = ""
+    seed: int | None = None  # set when the grid runs several seeds
     step: int | None = None
     n_images: int = 0
     model: dict[str, float] = field(default_factory=dict)
@@ -82,6 +87,9 @@ class VariantResult:
     baseline_kind: str = "grey"  # the evaluator's: "grey" (colour sets) or "input" (paired sets)
     target_colorfulness: float | None = None
     note: str = ""
+
+    def __post_init__(self) -> None:
+        self.variant = self.variant or self.name
 
     @property
     def scored(self) -> bool:
@@ -187,6 +195,24 @@ def variant_configs(grid: Grid, results_dir: Path, overrides: dict[str, Any]) ->
     return configs
 
 
+def seeded_configs(configs: dict[str, Config], seeds: list[int], results_dir: Path
+                   ) -> dict[tuple[str, int | None], Config]:
+    """Each (variant, seed) run: with one seed or none, the variants as they are (seed None); with several,
+    every variant once per seed, under <variant>/seed<k>/."""
+    if len(seeds) <= 1:
+        return {(name, None): config if not seeds else config.replace(seed=seeds[0])
+                for name, config in configs.items()}
+    if len(set(seeds)) != len(seeds):
+        raise UserError(f"--seeds {' '.join(map(str, seeds))}: each seed once")
+    runs: dict[tuple[str, int | None], Config] = {}
+    for name, config in configs.items():
+        for seed in seeds:
+            folder = results_dir / name / f"seed{seed}"
+            runs[(name, seed)] = config.replace(seed=seed, run_dir=str(folder / "run"),
+                                                export_dir=str(folder / "model"))
+    return runs
+
+
 def default_results_dir(grid: Grid, dataset: str | None) -> Path:
     """runs/experiments/<grid>-<dataset>, or runs/experiments/<grid> when the variants name their datasets."""
     if "dataset" in grid.varied_fields:
@@ -239,7 +265,8 @@ def score_variant(result: VariantResult, split: str, results_dir: Path) -> None:
     if not (export / "saved_model.pb").is_file():
         result.note = "no export to score"
         return
-    out = results_dir / result.name / f"evaluate-{split}"
+    seed_folder = f"seed{result.seed}" if result.seed is not None else ""
+    out = results_dir / result.variant / seed_folder / f"evaluate-{split}"
     saved = out / "metrics.json"
     if saved.is_file() and saved.stat().st_mtime >= (export / "saved_model.pb").stat().st_mtime:
         report = json.loads(saved.read_text())  # this export was scored already
@@ -258,12 +285,15 @@ def score_variant(result: VariantResult, split: str, results_dir: Path) -> None:
 
 
 def run_grid(grid: Grid, configs: dict[str, Config], results_dir: Path, split: str = "test",
-             log: Callable[[str], None] = print) -> list[VariantResult]:
-    """Train every variant not finished yet, score every export, write the summary files and figures."""
+             log: Callable[[str], None] = print, seeds: list[int] | None = None) -> list[VariantResult]:
+    """Train every variant (once per seed of `seeds`) not finished yet, score every export, write the summary
+    files and figures."""
     results_dir.mkdir(parents=True, exist_ok=True)
     results = []
-    for name, config in configs.items():
-        result = VariantResult(name=name, changes=describe(grid.variants[name]), config=config, status="")
+    for (variant, seed), config in seeded_configs(configs, seeds or [], results_dir).items():
+        name = variant if seed is None else f"{variant} seed {seed}"
+        result = VariantResult(name=name, changes=describe(grid.variants[variant]), config=config, status="",
+                               variant=variant, seed=seed)
         if is_finished(config):
             result.status = "finished earlier (not retrained)"
             log(f"\n=== {name}: {result.status} ===")
@@ -303,6 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
                "resumes unfinished variants and skips finished ones.")
     run.add_argument("grid", help="grid name (see `list`) or path to a grid .json file")
     run.add_argument("--results-dir", help="output folder (default: runs/experiments/<grid>-<dataset>)")
+    run.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
+                     help="train every variant once per seed (e.g. --seeds 0 1) and report the spread")
     run.add_argument("--split", default="test", choices=("train", "val", "test"),
                      help="split the evaluator scores and the figure shows (default: test)")
     add_config_arguments(run)
@@ -323,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         results_dir = Path(args.results_dir) if args.results_dir else default_results_dir(grid, args.dataset)
         configs = variant_configs(grid, results_dir, overrides)
         quiet_tensorflow_start(training=True)
-        results = run_grid(grid, configs, results_dir, args.split)
+        results = run_grid(grid, configs, results_dir, args.split, seeds=args.seeds)
         return 0 if all(not r.status.startswith("failed") for r in results) else 1
 
     return run_cli("experiments", body, resume_hint="re-run the same command to resume the unfinished variants")

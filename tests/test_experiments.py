@@ -1,5 +1,6 @@
 """experiments: every study grid is listed; a tiny grid runs end to end; a resumed grid retrains nothing; a
-tiny paired grid is scored against the input copy."""
+tiny paired grid is scored against the input copy; with several seeds each variant trains once per seed and is
+judged against the seeds' spread."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import write_paired_tar
 
-from pix2pix_tf import experiments
+from pix2pix_tf import experiment_reports, experiments
 from pix2pix_tf.errors import UserError
 from pix2pix_tf.metrics import METRICS
 
@@ -128,3 +129,55 @@ def test_tiny_paired_grid_is_scored_beside_the_input_copy(tmp_path: Path, tfds_d
     assert "each cell is model (input baseline)" in (results / "summary.md").read_text()
     for name in ["charts/all_metrics.png", "comparison.png", "BtoA/evaluate-test/results.png"]:
         assert (results / name).stat().st_size > 0, name
+
+
+def test_seeds_train_each_variant_once_per_seed_and_judge_against_the_spread(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    grid_file = tmp_path / "tiny.json"
+    grid_file.write_text(json.dumps({"description": "three variants", "variants": {
+        "ref": {}, "sharper": {"lambda_l1": 20}, "same": {"lambda_l1": 50}}}))
+    trained: list[tuple[str | None, int, str]] = []
+
+    def fake_train(name: str, config: object, log: object) -> tuple[str, int]:
+        trained.append((config.run_dir, config.seed, config.export_dir))  # type: ignore[attr-defined]
+        return "trained", 3
+
+    # per variant, seeds 0 and 1: "sharper" is better than "ref" on CIEDE2000 beyond both seeds, "same" is not
+    ciede = {("ref", 0): 10.0, ("ref", 1): 11.0, ("sharper", 0): 8.0, ("sharper", 1): 8.5,
+             ("same", 0): 10.5, ("same", 1): 12.0}
+
+    def fake_score(result: experiments.VariantResult, split: str, results_dir: Path) -> None:
+        assert result.seed is not None
+        result.n_images = 5
+        result.model = {k: 0.5 for k in experiment_reports.SCORES} | {"ciede2000": ciede[result.variant,
+                                                                                          result.seed]}
+        result.baseline = {k: 0.25 for k in experiment_reports.SCORES}
+        result.target_colorfulness = 40.0
+
+    shown: list[list[str]] = []
+    monkeypatch.setattr(experiments, "train_variant", fake_train)
+    monkeypatch.setattr(experiments, "score_variant", fake_score)
+    monkeypatch.setattr(experiment_reports, "save_side_by_side",
+                        lambda results, split, path: shown.append([r.name for r in results]))
+    results = tmp_path / "results"
+    assert experiments.main(["run", str(grid_file), "--dataset", "folder", "--data-dir", str(tmp_path),
+                             "--steps", "3", "--seeds", "0", "1", "--results-dir", str(results)]) == 0
+
+    assert sorted((run_dir, seed) for run_dir, seed, _ in trained) == sorted(
+        (str(results / name / f"seed{seed}" / "run"), seed) for name in ("ref", "sharper", "same") for seed in (0, 1))
+    assert all(export.endswith(f"seed{seed}/model") for _, seed, export in trained)
+    with open(results / "summary.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(row["variant"], row["seed"]) for row in rows] == [
+        ("ref", "0"), ("ref", "1"), ("sharper", "0"), ("sharper", "1"), ("same", "0"), ("same", "1")]
+    assert shown == [["ref seed 0", "sharper seed 0", "same seed 0"]]  # one seed per variant in the figure
+    table = (results / "summary.md").read_text()
+    assert "seeds 0, 1: each model value is the mean over the seeds ± half their range" in table
+    assert "| ref | paper defaults | 3 |" in table
+    assert "| **8.2500** ±0.2500 (0.2500) |" in table  # sharper's CIEDE2000: mean, half range, baseline
+    assert "Against ref " in table
+    assert "- sharper: " in table and "CIEDE2000 better (-2.2500)" in table
+    assert "- same: " in table and "CIEDE2000 within seed noise (+0.7500)" in table
+    assert "SSIM (study) within seed noise (+0.0000)" in table
+    with pytest.raises(UserError, match="each seed once"):
+        experiments.seeded_configs({"ref": experiments.defaults_for("folder")}, [1, 1], results)
