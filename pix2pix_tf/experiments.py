@@ -74,11 +74,10 @@ class Grid:
 class VariantResult:
     """What happened to one variant: training status, and the evaluator's means when it could score it."""
 
-    name: str  # the variant, and its seed when the grid runs several: "lambda20 seed 1"
+    variant: str
     changes: str
     config: Config
     status: str
-    variant: str = ""
     seed: int | None = None  # set when the grid runs several seeds
     step: int | None = None
     n_images: int = 0
@@ -88,8 +87,10 @@ class VariantResult:
     target_colorfulness: float | None = None
     note: str = ""
 
-    def __post_init__(self) -> None:
-        self.variant = self.variant or self.name
+    @property
+    def name(self) -> str:
+        """The variant, and its seed when the grid runs several: "lambda20 seed 1"."""
+        return self.variant if self.seed is None else f"{self.variant} seed {self.seed}"
 
     @property
     def scored(self) -> bool:
@@ -256,17 +257,17 @@ def train_variant(name: str, config: Config, log: Callable[[str], None]) -> tupl
     return "trained", summary.step
 
 
-def score_variant(result: VariantResult, split: str, results_dir: Path) -> None:
-    """Fill `result` with the evaluator's means for its export (model and baseline) on `split`; an export
-    scored before (its metrics.json is newer than the export) is not scored again."""
+def score_variant(result: VariantResult, split: str) -> None:
+    """Fill `result` with the evaluator's means for its export (model and baseline) on `split`, written to
+    evaluate-<split>/ beside the variant's run/; an export scored before (its metrics.json is newer than the
+    export) is not scored again."""
     from pix2pix_tf.evaluate import evaluate
 
     export = result.config.resolved_export_dir()
     if not (export / "saved_model.pb").is_file():
         result.note = "no export to score"
         return
-    seed_folder = f"seed{result.seed}" if result.seed is not None else ""
-    out = results_dir / result.variant / seed_folder / f"evaluate-{split}"
+    out = Path(result.config.run_dir or "").parent / f"evaluate-{split}"
     saved = out / "metrics.json"
     if saved.is_file() and saved.stat().st_mtime >= (export / "saved_model.pb").stat().st_mtime:
         report = json.loads(saved.read_text())  # this export was scored already
@@ -291,15 +292,14 @@ def run_grid(grid: Grid, configs: dict[str, Config], results_dir: Path, split: s
     results_dir.mkdir(parents=True, exist_ok=True)
     results = []
     for (variant, seed), config in seeded_configs(configs, seeds or [], results_dir).items():
-        name = variant if seed is None else f"{variant} seed {seed}"
-        result = VariantResult(name=name, changes=describe(grid.variants[variant]), config=config, status="",
-                               variant=variant, seed=seed)
+        result = VariantResult(variant=variant, changes=describe(grid.variants[variant]), config=config,
+                               status="", seed=seed)
         if is_finished(config):
             result.status = "finished earlier (not retrained)"
-            log(f"\n=== {name}: {result.status} ===")
+            log(f"\n=== {result.name}: {result.status} ===")
         else:
-            result.status, result.step = train_variant(name, config, log)
-        score_variant(result, split, results_dir)
+            result.status, result.step = train_variant(result.name, config, log)
+        score_variant(result, split)
         results.append(result)
     write_reports(grid, results, results_dir, split)
     log(f"\nwrote {results_dir / 'summary.csv'}, summary.md, charts/, comparison.png and gifs/")

@@ -146,7 +146,7 @@ def test_seeds_train_each_variant_once_per_seed_and_judge_against_the_spread(
     ciede = {("ref", 0): 10.0, ("ref", 1): 11.0, ("sharper", 0): 8.0, ("sharper", 1): 8.5,
              ("same", 0): 10.5, ("same", 1): 12.0}
 
-    def fake_score(result: experiments.VariantResult, split: str, results_dir: Path) -> None:
+    def fake_score(result: experiments.VariantResult, split: str) -> None:
         assert result.seed is not None
         result.n_images = 5
         result.model = {k: 0.5 for k in experiment_reports.SCORES} | {"ciede2000": ciede[result.variant,
