@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pix2pix_tf.config import Config
+from pix2pix_tf.errors import UserError
 from pix2pix_tf.metrics import METRICS, SET_METRICS
 
 if TYPE_CHECKING:
@@ -133,14 +134,64 @@ def verdicts(groups: dict[str, list[VariantResult]]) -> list[str]:
             label, higher = SCORES[key]
             ours = [r.model[key] for r in groups[name]]
             theirs = [r.model[key] for r in groups[reference]]
-            difference = _mean(ours) - _mean(theirs)
-            if min(ours) > max(theirs) or max(ours) < min(theirs):
-                verdict = "better" if (difference > 0) == higher else "worse"
-            else:
-                verdict = "within seed noise"
-            parts.append(f"{label} {verdict} ({difference:+.4f})")
+            parts.append(f"{label} {judge(ours, theirs, higher)}")
         lines.append(f"- {name}: " + "; ".join(parts))
     return lines
+
+
+def judge(ours: list[float], theirs: list[float], higher: bool) -> str:
+    """"better" or "worse" when the ranges of `ours` and `theirs` do not overlap, else "within seed noise";
+    with the difference of their means, e.g. "better (+0.0120)"."""
+    difference = _mean(ours) - _mean(theirs)
+    if min(ours) > max(theirs) or max(ours) < min(theirs):
+        verdict = "better" if (difference > 0) == higher else "worse"
+    else:
+        verdict = "within seed noise"
+    return f"{verdict} ({difference:+.4f})"
+
+
+def read_summary(path: Path) -> list[dict[str, Any]]:
+    """The scored rows of a grid's summary.csv (`path` is the file or its folder), each labelled with its
+    grid (the folder's name) and its scores as floats."""
+    path = path / "summary.csv" if path.is_dir() else path
+    if not path.is_file():
+        raise UserError(f"{path}: no such summary.csv (run the grid first)")
+    with open(path, newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if row.get(f"model_{VERDICT_SCORES[0]}")]
+    for row in rows:
+        row["grid"] = path.parent.name
+        row.update({f"model_{k}": float(row[f"model_{k}"]) for k in VERDICT_SCORES})
+    return rows
+
+
+def pooled_verdicts(paths: list[Path]) -> str:
+    """A markdown table judging every variant of several grids' summaries against all of their
+    paper-defaults runs pooled: the same configuration trained in each grid, so its runs together show the
+    spread better than one grid's seeds. The grids must share dataset, image size and step."""
+    rows = [row for path in paths for row in read_summary(path)]
+    budgets = {(row["dataset"], row["image_size"], row["step"]) for row in rows}
+    if len(budgets) > 1:
+        raise UserError("the summaries were trained at different budgets (dataset, image size, step): "
+                        + ", ".join("/".join(b) for b in sorted(budgets)))
+    reference = [row for row in rows if row["changes"] == "paper defaults"]
+    if not reference:
+        raise UserError("none of the summaries has a paper-defaults variant to judge against")
+    grids = sorted({row["grid"] for row in reference})
+    spans = "; ".join(f"{SCORES[k][0]} {min(r[f'model_{k}'] for r in reference):.4f}-"
+                      f"{max(r[f'model_{k}'] for r in reference):.4f}" for k in VERDICT_SCORES)
+    lines = [f"Reference: the paper defaults, {len(reference)} runs from {', '.join(grids)} ({spans}). "
+             "Better / worse: the variant's runs and the reference's do not overlap.", "",
+             "| grid | variant | changes | runs | " + " | ".join(SCORES[k][0] for k in VERDICT_SCORES) + " |",
+             "|" + "---|" * (4 + len(VERDICT_SCORES))]
+    variants: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        if row["changes"] != "paper defaults":
+            variants.setdefault((row["grid"], row["variant"]), []).append(row)
+    for (grid, variant), runs in variants.items():
+        cells = [judge([r[f"model_{k}"] for r in runs], [r[f"model_{k}"] for r in reference], SCORES[k][1])
+                 for k in VERDICT_SCORES]
+        lines.append(f"| {grid} | {variant} | {runs[0]['changes']} | {len(runs)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def baseline_label(results: list[VariantResult]) -> str:

@@ -20,6 +20,10 @@ baseline, the grey copy on colour sets, the input copy on paired sets) on one sp
 * <variant>/run (checkpoints, logs), <variant>/model (the export), <variant>/evaluate-<split> (the evaluator's
   report); with --seeds, the same under <variant>/seed<k>/ for each seed k.
 
+`python -m pix2pix_tf.experiments judge SUMMARY ... [--out FILE]` reads several grids' summary.csv (run at one
+budget) and judges every variant against all their paper-defaults runs together: each grid trains that same
+configuration, so the pool shows its spread better than one grid's seeds.
+
 A grid file is {"description": str, "variants": {name: {config field: value}}}; each variant's Config is
 `defaults_for(dataset)` plus the command-line flags plus the variant's delta. A flag may not set a field that
 the grid varies (it would erase the comparison). Variants that name their own dataset (the paired grid) take
@@ -43,7 +47,7 @@ from typing import Any
 from pix2pix_tf.cli import quiet_tensorflow_start, run_cli
 from pix2pix_tf.config import Config, add_config_arguments, defaults_for
 from pix2pix_tf.errors import UserError
-from pix2pix_tf.experiment_reports import describe_budget, summary_markdown, write_reports
+from pix2pix_tf.experiment_reports import describe_budget, pooled_verdicts, summary_markdown, write_reports
 
 GRIDS_ENV = "PIX2PIX_EXPERIMENTS"  # a folder of grid files to use instead of the shipped ones
 INSTALLED_GRIDS = Path(sys.prefix) / "share" / "pix2pix-tf" / "experiments"  # setup.cfg [options.data_files]
@@ -338,16 +342,30 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--split", default="test", choices=("train", "val", "test"),
                      help="split the evaluator scores and the figure shows (default: test)")
     add_config_arguments(run)
+    judge = commands.add_parser(
+        "judge", help="judge the variants of several grids against all their paper-defaults runs together",
+        description="Pool the paper-defaults runs of several grids run at one budget (the same configuration "
+                    "trained in each) and judge every other variant against that pool.")
+    judge.add_argument("summaries", nargs="+", type=Path, metavar="SUMMARY",
+                       help="a grid's summary.csv or its results folder")
+    judge.add_argument("--out", type=Path, help="also write the table to this markdown file")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m pix2pix_tf.experiments list | run GRID ...`: 0 on success, 2 on a problem the user can fix."""
+    """`python -m pix2pix_tf.experiments list | run GRID ... | judge SUMMARY ...`: 0 on success, 2 on a problem
+    the user can fix."""
     args = build_parser().parse_args(argv)
 
     def body() -> int:
         if args.command == "list":
             list_grids()
+            return 0
+        if args.command == "judge":
+            table = pooled_verdicts(args.summaries)
+            print(table)
+            if args.out:
+                args.out.write_text(table + "\n")
             return 0
         grid = load_grid(args.grid)
         overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config)

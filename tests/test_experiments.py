@@ -181,3 +181,44 @@ def test_seeds_train_each_variant_once_per_seed_and_judge_against_the_spread(
     assert "SSIM (study) within seed noise (+0.0000)" in table
     with pytest.raises(UserError, match="each seed once"):
         experiments.seeded_configs({"ref": experiments.defaults_for("folder")}, [1, 1], results)
+
+
+def _write_summary(folder: Path, rows: list[tuple[str, str, float]], step: int = 1500) -> None:
+    """A grid's summary.csv with one row per (variant, changes, CIEDE2000); every other score 0.5."""
+    folder.mkdir(parents=True)
+    scores = {f"model_{k}": 0.5 for k in experiment_reports.VERDICT_SCORES}
+    with open(folder / "summary.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["variant", "seed", "changes", "dataset", "image_size", "step",
+                                                    *scores])
+        writer.writeheader()
+        for seed, (variant, changes, ciede) in enumerate(rows):
+            writer.writerow({"variant": variant, "seed": seed % 2, "changes": changes, "dataset": "opencountry",
+                             "image_size": 128, "step": step, **scores, "model_ciede2000": ciede})
+
+
+def test_judge_pools_the_paper_defaults_runs_of_several_grids(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    defaults = "paper defaults"
+    _write_summary(tmp_path / "lambda", [("lambda100", defaults, 10.0), ("lambda100", defaults, 11.0),
+                                         ("lambda20", "lambda_l1=20", 8.0), ("lambda20", "lambda_l1=20", 8.5)])
+    # against its own grid's reference (12-12.5) lr_g_4e-4 looks better; against the pool (10-12.5) it is not
+    _write_summary(tmp_path / "g_learning_rate", [("lr_g_2e-4", defaults, 12.0), ("lr_g_2e-4", defaults, 12.5),
+                                                  ("lr_g_4e-4", "lr_g=0.0004", 11.5),
+                                                  ("lr_g_4e-4", "lr_g=0.0004", 11.9)])
+    out = tmp_path / "verdicts.md"
+    assert experiments.main(["judge", str(tmp_path / "lambda" / "summary.csv"), str(tmp_path / "g_learning_rate"),
+                             "--out", str(out)]) == 0
+    table = out.read_text()
+    assert table.strip() == capsys.readouterr().out.strip()
+    assert "the paper defaults, 4 runs from g_learning_rate, lambda (" in table
+    assert "CIEDE2000 10.0000-12.5000" in table
+    assert "| lambda | lambda20 | lambda_l1=20 | 2 | within seed noise (+0.0000) |" in table
+    assert "| better (-3.1250) |" in table  # lambda20's CIEDE2000 against the pool's mean of 11.375
+    assert "| g_learning_rate | lr_g_4e-4 | lr_g=0.0004 | 2 |" in table
+    assert "| within seed noise (+0.3250) |" in table
+
+    _write_summary(tmp_path / "short", [("ref", defaults, 9.0)], step=200)
+    assert experiments.main(["judge", str(tmp_path / "lambda"), str(tmp_path / "short")]) == 2
+    assert "different budgets" in capsys.readouterr().err
+    assert experiments.main(["judge", str(tmp_path / "missing")]) == 2
+    assert "no such summary.csv" in capsys.readouterr().err
