@@ -1,10 +1,11 @@
 """The offline `sample` dataset: 256x256 tiles cut from real colour photos shipped inside installed packages.
 
-Photos: scikit-image's bundled colour photos (those in `skimage.data.data_dir`, never a download) and, when
+Photos: scikit-image's bundled colour photographs of scenes and objects (those in `skimage.data.data_dir`,
+never a download; not its microscopy, retina or deep-sky images, whose colours no scene has) and, when
 scikit-learn is installed, its `china.jpg` and `flower.jpg`. Each photo is shrunk so its short side is at most
 512 px and cut into overlapping 256x256 tiles on a grid with a stride of about 128 px (6 to 15 tiles a photo).
-Splits are by photo, fixed in `PHOTO_SPLITS`, so no photo contributes to two splits: about 90 training tiles
-with scikit-learn (66 without), 6 for validation (chelsea), 12 for test (coffee).
+Splits are by photo, fixed in `PHOTO_SPLITS`, so no photo contributes to two splits: 60 training tiles with
+scikit-learn (36 without), 6 for validation (chelsea), 12 for test (coffee).
 """
 
 from __future__ import annotations
@@ -27,9 +28,6 @@ SKIMAGE_PHOTOS = {
     "astronaut": "astronaut.png",
     "rocket": "rocket.jpg",
     "motorcycle": "motorcycle_left.png",
-    "immunohistochemistry": "ihc.png",
-    "hubble_deep_field": "hubble_deep_field.jpg",
-    "retina": "retina.jpg",
     "chelsea": "chelsea.png",
     "coffee": "coffee.png",
 }
