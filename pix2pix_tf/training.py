@@ -241,3 +241,6 @@ class _Run:
                      f"{schedule_end} (--epochs {config.epochs} + --epochs-decay {config.epochs_decay}); the rate is "
                      "0 after it, so those steps leave the trained weights as they are (BatchNorm statistics and a "
                      "--g-ema average still move). Raise --epochs or --epochs-decay to train on.")
+        if config.g_only_epochs and config.g_only_epochs * self.steps_per_epoch >= self.total_steps:
+            self.log(f"note: --g-only-epochs {config.g_only_epochs} covers all {self.total_steps} steps: the "
+                     "discriminator is never trained, so its adversarial term stays that of a random network")

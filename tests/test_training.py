@@ -256,6 +256,16 @@ def test_generator_only_epochs_freeze_d_then_release_it(fake_data, tmp_path) -> 
 
 
 @pytest.mark.slow
+def test_generator_only_epochs_that_cover_the_whole_run_say_so(fake_data, tmp_path) -> None:
+    config = tiny(run_dir=str(tmp_path / "run"), epochs=3, epochs_decay=0, g_only_epochs=2, steps=4,
+                  progress_samples=0)
+    lines: list[str] = []
+    assert train(config, log=lines.append).step == 4
+    assert any("--g-only-epochs 2 covers all 4 steps: the discriminator is never trained" in line for line in lines)
+    assert int(restored(config).d_optimizer.iterations) == 0
+
+
+@pytest.mark.slow
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(fake_data, tmp_path) -> None:
     fake_data["poison_from_step"] = 3
     config = tiny(run_dir=str(tmp_path / "run"), epochs=3, epochs_decay=0, checkpoint_every=1, progress_samples=0)
