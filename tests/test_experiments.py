@@ -25,7 +25,7 @@ STUDY_VARIANTS = {
     "fuzzy_labels": {"sharp_labels", "fuzzy_labels"},
     "d_batchnorm_dropout": {"d_plain", "d_batchnorm", "d_batchnorm_dropout"},
     "update_ratio": {"d1_g1", "d2_g1", "d1_g2"},
-    "g_only": {"joint", "g_only_5_epochs"},
+    "g_only": {"joint", "g_only_1_epoch", "g_only_5_epochs"},
     "g_learning_rate": {"lr_g_2e-4", "lr_g_4e-4", "lr_g_1e-3"},
     "paired": {"facades", "cityscapes"},
 }
@@ -43,8 +43,9 @@ def test_list_names_every_variant_of_the_study(capsys: pytest.CaptureFixture[str
         for variant in variants:
             assert f"  {variant} " in listing
     for change in ["generator=encoder_decoder", "lambda_l1=20", "lambda_l1=200", "zoom_crop=0.5", "vflip=True",
-                   "label_fuzz=0.1", "d_norm=batch, d_dropout=0.5", "d_steps=2", "g_steps=2", "g_only_epochs=5",
-                   "lr_g=0.001", "dataset=facades, direction=BtoA", "dataset=cityscapes, direction=BtoA"]:
+                   "label_fuzz=0.1", "d_norm=batch, d_dropout=0.5", "d_steps=2", "g_steps=2", "g_only_epochs=1",
+                   "g_only_epochs=5", "lr_g=0.001", "dataset=facades, direction=BtoA",
+                   "dataset=cityscapes, direction=BtoA"]:
         assert change in listing
 
 
