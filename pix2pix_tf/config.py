@@ -273,7 +273,7 @@ def _flatten(values: dict[str, Any]) -> dict[str, Any]:
 # the measurements behind each choice.
 DATASET_PRESETS: dict[str, dict[str, Any]] = {
     "sample": {"image_size": 128, "batch_size": 4, "epochs": 24, "epochs_decay": 0, "ngf": 32, "ndf": 32,
-               "checkpoint_every": 50, "image_every": 20, "color_space": "lab"},
+               "checkpoint_every": 50, "image_every": 10, "color_space": "lab"},
     "folder": {"color_space": "lab", "g_ema": 0.999, "label_fuzz": 0.1},
     "edges2shoes": {"batch_size": 4, "epochs": 8, "epochs_decay": 7},
     "edges2handbags": {"batch_size": 4, "epochs": 8, "epochs_decay": 7},
