@@ -54,12 +54,14 @@ def restored(config: Config) -> Trainer:
     return trainer
 
 
-def losses_over_two_epochs(config: Config) -> list[dict[str, float]]:
+def train_two_epochs(config: Config) -> tuple[list[dict[str, float]], list[np.ndarray]]:
+    """The losses of every step, and the averaged generator's weights at the end."""
     keras.utils.set_random_seed(1)  # the same initial weights for every trainer
     trainer = Trainer(config)
     assert trainer.strategy.num_replicas_in_sync == (2 if config.strategy == "mirrored" else 1)
-    return [{k: float(v) for k, v in trainer.train_step(batch).items()}
-            for epoch in (0, 1) for batch in epoch_batches(config, trainer.strategy, epoch, skip=0)]
+    losses = [{k: float(v) for k, v in trainer.train_step(batch).items()}
+              for epoch in (0, 1) for batch in epoch_batches(config, trainer.strategy, epoch, skip=0)]
+    return losses, [v.numpy() for v in trainer.averaged_generator.weights]
 
 
 def checkpointed_values(trainer: Trainer) -> list[np.ndarray]:
@@ -80,30 +82,17 @@ def test_sync_batchnorm_option_reaches_every_batch_norm_layer() -> None:
 
 
 @pytest.mark.slow
-def test_mirrored_on_two_devices_gives_the_losses_of_one_device(fake_data) -> None:
-    one = losses_over_two_epochs(tiny(strategy="one", sync_batchnorm=True))
-    mirrored = losses_over_two_epochs(tiny(strategy="mirrored", sync_batchnorm=True))
-    per_replica_bn = losses_over_two_epochs(tiny(strategy="mirrored", sync_batchnorm=False))
+def test_mirrored_on_two_devices_gives_the_losses_and_generator_average_of_one_device(fake_data) -> None:
+    (one, one_average), (mirrored, mirrored_average) = (
+        train_two_epochs(tiny(strategy=strategy, sync_batchnorm=True, g_ema=0.5)) for strategy in ("one", "mirrored"))
+    per_replica_bn, _ = train_two_epochs(tiny(strategy="mirrored", sync_batchnorm=False, g_ema=0.5))
     synced, unsynced = max_relative_difference(one, mirrored), max_relative_difference(one, per_replica_bn)
     print(f"max relative loss difference over {len(one)} steps: sync BN {synced:.2e}, per-replica BN {unsynced:.2e}")
     assert len(one) == 4
     assert synced < LOSS_RTOL
     assert unsynced > LOSS_RTOL  # the comparison can tell: per-replica statistics do change the losses
-
-
-@pytest.mark.slow
-def test_mirrored_keeps_the_generator_average_of_one_device(fake_data) -> None:
-    averages = []
-    for strategy in ("one", "mirrored"):
-        keras.utils.set_random_seed(1)
-        config = tiny(strategy=strategy, sync_batchnorm=True, g_ema=0.5)
-        trainer = Trainer(config)
-        for epoch in (0, 1):
-            for batch in epoch_batches(config, trainer.strategy, epoch, skip=0):
-                trainer.train_step(batch)
-        averages.append([v.numpy() for v in trainer.averaged_generator.weights])
-    for one, mirrored in zip(*averages, strict=True):
-        np.testing.assert_allclose(mirrored, one, rtol=1e-3, atol=1e-5)
+    for a, b in zip(one_average, mirrored_average, strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-5)
 
 
 def test_one_replica_iterates_the_epoch_dataset_itself(fake_data) -> None:
@@ -193,14 +182,18 @@ class Cluster:
         """Launch both workers; `worker_env` adds environment variables to some of them."""
         self.launches += 1
         for index in range(2):
-            scratch = self.root / f"tmp{index}"
-            scratch.mkdir(exist_ok=True)
+            scratch = self.scratch(index)
+            scratch.mkdir()
             env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TMPDIR=str(scratch), TF_CONFIG=json.dumps(
                 {"cluster": {"worker": self.workers}, "task": {"type": "worker", "index": index}}),
                        **(worker_env or {}).get(index, {}))
             with open(self.log_path(index), "w") as log:
                 self.processes.append(subprocess.Popen(self.args, cwd=self.root, env=env, stdout=log,
                                                        stderr=subprocess.STDOUT))
+
+    def scratch(self, index: int) -> Path:
+        """The worker's TMPDIR in the latest launch (a killed launch leaves its temporary files behind)."""
+        return self.root / f"tmp{index}.launch{self.launches}"
 
     def log_path(self, index: int) -> Path:
         return self.root / f"worker{index}.launch{self.launches}.log"
@@ -239,35 +232,15 @@ def restore_on_one_device(run_dir: Path) -> Trainer:
 
 
 @pytest.mark.slow
-def test_two_worker_processes_train_and_the_chief_checkpoint_restores_on_one_device(cluster, tmp_path) -> None:
-    workers = cluster(steps=4)
-    workers.start()
-    codes = workers.wait(time.monotonic() + CLUSTER_TIMEOUT_S)
-    assert codes == [0, 0], workers.log(0)[-3000:] + workers.log(1)[-3000:]
-    for index in (0, 1):
-        assert "2 replica(s)" in workers.log(index) and "done at step 4" in workers.log(index)
-    run_dir = tmp_path / "run"
-    assert sorted(p.name for p in (run_dir / "checkpoints").glob("*.index")) == ["ckpt-2.index", "ckpt-4.index"]
-    assert (tmp_path / "export" / "saved_model.pb").exists() and (run_dir / "logs").is_dir()
-    assert not list((tmp_path / "tmp1").iterdir()), "the non-chief worker's checkpoints should be deleted"
-
-    trainer = restore_on_one_device(run_dir)
-    assert int(trainer.step.numpy()) == 4 and trainer.strategy.num_replicas_in_sync == 1
-    reader = tf.train.load_checkpoint(str(run_dir / "checkpoints" / "ckpt-4"))
-    kernel = trainer.generator.get_layer("down2_conv").kernel.numpy()
-    saved = [reader.get_tensor(key) for key, shape in reader.get_variable_to_shape_map().items()
-             if shape == list(kernel.shape)]
-    assert any(np.array_equal(kernel, value) for value in saved)
-
-
-@pytest.mark.slow
-def test_a_killed_worker_and_a_restart_go_on_from_the_last_checkpoint(cluster, tmp_path) -> None:
+def test_two_workers_train_survive_a_killed_worker_and_the_chief_checkpoint_restores_on_one_device(
+        cluster, tmp_path) -> None:
     """SIGKILL worker 1 after the first checkpoint; the survivor cannot go on without it, so the whole cluster
     is restarted with the same command (as a cluster manager would) and finishes from the last checkpoint."""
     steps = 10
     workers = cluster(steps=steps)
     workers.start()
-    directory = tmp_path / "run" / "checkpoints"
+    run_dir = tmp_path / "run"
+    directory = run_dir / "checkpoints"
     deadline = time.monotonic() + CLUSTER_TIMEOUT_S
     while tf.train.latest_checkpoint(str(directory)) is None:  # the first checkpoint, written and recorded
         assert time.monotonic() < deadline and all(p.poll() is None for p in workers.processes), workers.log(0)
@@ -283,8 +256,18 @@ def test_a_killed_worker_and_a_restart_go_on_from_the_last_checkpoint(cluster, t
     for index in (0, 1):
         resumed = re.search(r"resuming at step (\d+)", workers.log(index))
         assert resumed and int(resumed.group(1)) >= killed_at, workers.log(index)[-3000:]
-        assert f"done at step {steps}" in workers.log(index)
-    assert int(restore_on_one_device(tmp_path / "run").step.numpy()) == steps
+        assert "2 replica(s)" in workers.log(index) and f"done at step {steps}" in workers.log(index)
+    assert tf.train.latest_checkpoint(str(directory)).endswith(f"ckpt-{steps}")
+    assert (tmp_path / "export" / "saved_model.pb").exists() and (run_dir / "logs").is_dir()
+    assert not list(workers.scratch(1).iterdir()), "the non-chief worker's checkpoints should be deleted"
+
+    trainer = restore_on_one_device(run_dir)
+    assert int(trainer.step.numpy()) == steps and trainer.strategy.num_replicas_in_sync == 1
+    reader = tf.train.load_checkpoint(str(directory / f"ckpt-{steps}"))
+    kernel = trainer.generator.get_layer("down2_conv").kernel.numpy()
+    saved = [reader.get_tensor(key) for key, shape in reader.get_variable_to_shape_map().items()
+             if shape == list(kernel.shape)]
+    assert any(np.array_equal(kernel, value) for value in saved)
 
 
 FAST_CLOCK = """import time

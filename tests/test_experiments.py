@@ -29,15 +29,16 @@ STUDY_VARIANTS = {
     "g_learning_rate": {"lr_g_2e-4", "lr_g_4e-4", "lr_g_1e-3"},
     "paired": {"facades", "cityscapes"},
 }
+COLOUR_VARIANTS = {"colour_levers": {"lab_regress", "lab_classify_rebalanced"}}  # the colorization recipe's levers
 TINY = ["--dataset", "folder", "--image-size", "64", "--ngf", "4", "--ndf", "4", "--batch-size", "4",
         "--steps", "3", "--progress-samples", "2"]
 
 
-def test_list_names_every_variant_of_the_study(capsys: pytest.CaptureFixture[str]) -> None:
+def test_list_names_every_variant_of_every_grid(capsys: pytest.CaptureFixture[str]) -> None:
     assert experiments.main(["list"]) == 0
     listing = capsys.readouterr().out
-    assert set(experiments.grid_names()) == set(STUDY_VARIANTS)
-    for grid, variants in STUDY_VARIANTS.items():
+    assert set(experiments.grid_names()) == set(STUDY_VARIANTS) | set(COLOUR_VARIANTS)
+    for grid, variants in (STUDY_VARIANTS | COLOUR_VARIANTS).items():
         assert f"\n{grid}: " in listing
         assert set(experiments.load_grid(grid).variants) == variants
         for variant in variants:
@@ -45,7 +46,7 @@ def test_list_names_every_variant_of_the_study(capsys: pytest.CaptureFixture[str
     for change in ["generator=encoder_decoder", "lambda_l1=20", "lambda_l1=200", "zoom_crop=0.5", "vflip=True",
                    "label_fuzz=0.1", "d_norm=batch, d_dropout=0.5", "d_steps=2", "g_steps=2", "g_only_epochs=1",
                    "g_only_epochs=5", "lr_g=0.001", "dataset=facades, direction=BtoA",
-                   "dataset=cityscapes, direction=BtoA"]:
+                   "dataset=cityscapes, direction=BtoA", "chroma_head=classify"]:
         assert change in listing
 
 

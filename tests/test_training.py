@@ -120,7 +120,7 @@ def test_fuzzy_labels_stay_in_range_and_flips_swap_them() -> None:
 @pytest.mark.slow
 def test_extra_d_and_g_steps_run_extra_updates(photos: tf.Tensor) -> None:
     batch = make_pair(photos, "rgb")
-    for d_steps, g_steps in [(1, 1), (2, 1), (1, 2), (3, 2)]:
+    for d_steps, g_steps in [(1, 1), (3, 2)]:
         trainer = trainer_for(tiny(d_steps=d_steps, g_steps=g_steps))
         trainer.train_step(batch)
         assert int(trainer.d_optimizer.iterations) == d_steps
