@@ -30,7 +30,7 @@ STUDY_VARIANTS = {
     "paired": {"facades", "cityscapes"},
 }
 COLOUR_VARIANTS = {"colour_levers": {"lab_regress", "lab_classify_rebalanced"}}  # the colorization recipe's levers
-TINY = ["--dataset", "folder", "--image-size", "64", "--ngf", "4", "--ndf", "4", "--batch-size", "4",
+TINY = ["--dataset", "folder", "--image-size", "32", "--ngf", "4", "--ndf", "4", "--batch-size", "4",
         "--steps", "3", "--progress-samples", "2"]
 
 
