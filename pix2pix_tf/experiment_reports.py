@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from pix2pix_tf.config import Config
 from pix2pix_tf.errors import UserError
-from pix2pix_tf.metrics import METRICS, SET_METRICS
+from pix2pix_tf.metrics import IDEAL_VALUES, METRICS, SET_METRICS
 
 if TYPE_CHECKING:
     from pix2pix_tf.experiments import Grid, VariantResult
@@ -18,6 +18,24 @@ if TYPE_CHECKING:
 FIGURE_ROWS = 4
 SCORES = METRICS | SET_METRICS  # what the evaluator reports per variant: per-image means, then whole-set scores
 VERDICT_SCORES = ("ssim_study", "ciede2000", "ab_intersection", "colorfulness_ratio")  # judged against the spread
+
+
+def judged(key: str, values: list[float]) -> tuple[list[float], bool]:
+    """What a verdict or a table's bold compares for score `key`, and whether higher is better: the values
+    themselves, or for a score with an ideal value their distances from it (lower is better)."""
+    if key in IDEAL_VALUES:
+        return [abs(v - IDEAL_VALUES[key]) for v in values], False
+    return values, SCORES[key][1]
+
+
+def direction(key: str) -> str:
+    """The arrow a table's header gives score `key`: ↑, ↓, or → its ideal value."""
+    return f"→ {IDEAL_VALUES[key]:g}" if key in IDEAL_VALUES else ("↑" if SCORES[key][1] else "↓")
+
+
+def verdict_label(key: str) -> str:
+    label = SCORES[key][0]
+    return f"{label}, distance from {IDEAL_VALUES[key]:g}" if key in IDEAL_VALUES else label
 
 
 def describe_budget(config: Config) -> str:
@@ -90,12 +108,13 @@ def summary_markdown(grid: Grid, results: list[VariantResult], split: str) -> st
         lines += [f"Budget: {describe_budget(results[0].config)}. Scored on the {split} split "
                   f"({', '.join(sorted({str(r.n_images) for r in scored})) or 'no'} image(s)){spread}; each "
                   f"cell is model ({baseline_label(scored)}); best model value in bold.", ""]
-    header = ["variant", "changes", "step", *(f"{label} {'↑' if higher else '↓'}"
-                                              for label, higher in SCORES.values())]
+    header = ["variant", "changes", "step", *(f"{label} {direction(key)}" for key, (label, _) in SCORES.items())]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     means = {name: {k: _mean([r.model[k] for r in runs]) for k in SCORES} for name, runs in groups.items()}
-    best = {k: (max if higher else min)(m[k] for m in means.values()) for k, (_, higher) in SCORES.items()} \
-        if means else {}
+    best: dict[str, float] = {}
+    for k in SCORES if means else ():
+        compared, higher = judged(k, [m[k] for m in means.values()])
+        best[k] = [m[k] for m in means.values()][compared.index((max if higher else min)(compared))]
     for name, runs in by_variant(results).items():
         done = [r for r in runs if r.scored]
         steps = sorted({str(r.step) for r in runs if r.step is not None}) or ["-"]
@@ -131,10 +150,9 @@ def verdicts(groups: dict[str, list[VariantResult]]) -> list[str]:
             continue
         parts = []
         for key in VERDICT_SCORES:
-            label, higher = SCORES[key]
-            ours = [r.model[key] for r in groups[name]]
-            theirs = [r.model[key] for r in groups[reference]]
-            parts.append(f"{label} {judge(ours, theirs, higher)}")
+            ours, higher = judged(key, [r.model[key] for r in groups[name]])
+            theirs, _ = judged(key, [r.model[key] for r in groups[reference]])
+            parts.append(f"{verdict_label(key)} {judge(ours, theirs, higher)}")
         lines.append(f"- {name}: " + "; ".join(parts))
     return lines
 
@@ -181,14 +199,14 @@ def pooled_verdicts(paths: list[Path]) -> str:
                       f"{max(r[f'model_{k}'] for r in reference):.4f}" for k in VERDICT_SCORES)
     lines = [f"Reference: the paper defaults, {len(reference)} runs from {', '.join(grids)} ({spans}). "
              "Better / worse: the variant's runs and the reference's do not overlap.", "",
-             "| grid | variant | changes | runs | " + " | ".join(SCORES[k][0] for k in VERDICT_SCORES) + " |",
+             "| grid | variant | changes | runs | " + " | ".join(verdict_label(k) for k in VERDICT_SCORES) + " |",
              "|" + "---|" * (4 + len(VERDICT_SCORES))]
     variants: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in rows:
         if row["changes"] != "paper defaults":
             variants.setdefault((row["grid"], row["variant"]), []).append(row)
     for (grid, variant), runs in variants.items():
-        cells = [judge([r[f"model_{k}"] for r in runs], [r[f"model_{k}"] for r in reference], SCORES[k][1])
+        cells = [judge(judged(k, [r[f"model_{k}"] for r in runs])[0], *judged(k, [r[f"model_{k}"] for r in reference]))
                  for k in VERDICT_SCORES]
         lines.append(f"| {grid} | {variant} | {runs[0]['changes']} | {len(runs)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

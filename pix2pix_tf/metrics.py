@@ -108,6 +108,8 @@ SET_METRICS: dict[str, tuple[str, bool]] = {
     "ab_intersection": ("a*b* histogram intersection", True),
     "colorfulness_ratio": ("colourfulness / truth's", True),
 }
+# Scores that are best at one value, not at an extreme: more colour than the photos' is no better than less.
+IDEAL_VALUES: dict[str, float] = {"colorfulness_ratio": 1.0}
 
 
 def ab_histogram(pictures: Sequence[np.ndarray]) -> np.ndarray:

@@ -185,8 +185,10 @@ def test_seeds_train_each_variant_once_per_seed_and_judge_against_the_spread(
         experiments.seeded_configs({"ref": experiments.defaults_for("folder")}, [1, 1], results)
 
 
-def _write_summary(folder: Path, rows: list[tuple[str, str, float]], step: int = 1500) -> None:
-    """A grid's summary.csv with one row per (variant, changes, CIEDE2000); every other score 0.5."""
+def _write_summary(folder: Path, rows: list[tuple[str, str, float]], step: int = 1500,
+                   ratios: list[float] | None = None) -> None:
+    """A grid's summary.csv with one row per (variant, changes, CIEDE2000); every other score 0.5, or the
+    colourfulness ratio of each row from `ratios`."""
     folder.mkdir(parents=True)
     scores = {f"model_{k}": 0.5 for k in experiment_reports.VERDICT_SCORES}
     with open(folder / "summary.csv", "w", newline="") as handle:
@@ -195,7 +197,8 @@ def _write_summary(folder: Path, rows: list[tuple[str, str, float]], step: int =
         writer.writeheader()
         for seed, (variant, changes, ciede) in enumerate(rows):
             writer.writerow({"variant": variant, "seed": seed % 2, "changes": changes, "dataset": "opencountry",
-                             "image_size": 128, "step": step, **scores, "model_ciede2000": ciede})
+                             "image_size": 128, "step": step, **scores, "model_ciede2000": ciede,
+                             **({"model_colorfulness_ratio": ratios[seed]} if ratios else {})})
 
 
 def test_judge_pools_the_paper_defaults_runs_of_several_grids(tmp_path: Path,
@@ -224,3 +227,27 @@ def test_judge_pools_the_paper_defaults_runs_of_several_grids(tmp_path: Path,
     assert "different budgets" in capsys.readouterr().err
     assert experiments.main(["judge", str(tmp_path / "missing")]) == 2
     assert "no such summary.csv" in capsys.readouterr().err
+
+
+def test_a_colourfulness_ratio_is_judged_by_its_distance_from_the_truths(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """More colour than the photos have is no better than less: 1.25-1.30 is worse than 0.98-1.05, and
+    0.90-0.92 better than 1.20-1.22, in the pooled table and in a grid's own verdicts."""
+    defaults = "paper defaults"
+    rows = [("ref", defaults, 10.0), ("ref", defaults, 10.0), ("vivid", "label_fuzz=0.1", 10.0),
+            ("vivid", "label_fuzz=0.1", 10.0)]
+    _write_summary(tmp_path / "grid", rows, ratios=[0.98, 1.05, 1.25, 1.30])
+    assert experiments.main(["judge", str(tmp_path / "grid")]) == 0
+    table = capsys.readouterr().out
+    assert "| colourfulness / truth's, distance from 1 |" in table
+    assert table.rstrip().endswith("| worse (+0.2400) |")  # mean distance 0.275 against 0.035
+
+    def result(variant: str, changes: str, ratio: float) -> experiments.VariantResult:
+        scores = {k: 0.5 for k in experiment_reports.SCORES} | {"colorfulness_ratio": ratio}
+        return experiments.VariantResult(variant=variant, changes=changes, config=None, status="trained",
+                                                model=scores, baseline=scores, baseline_kind="grey", seed=0,
+                                                n_images=1)
+    groups = {"ref": [result("ref", defaults, 1.20), result("ref", defaults, 1.22)],
+              "muted": [result("muted", "lr_g=0.001", 0.90), result("muted", "lr_g=0.001", 0.92)]}
+    [verdict] = experiment_reports.verdicts(groups)[2:]
+    assert "colourfulness / truth's, distance from 1 better (-0.1200)" in verdict
