@@ -22,9 +22,9 @@ from skimage.metrics import structural_similarity
 
 from pix2pix_tf.config import Config
 from pix2pix_tf.datasource import SPLITS
-from pix2pix_tf.evaluate import grey_version, main, score_pairs
+from pix2pix_tf.evaluate import Scores, format_table, grey_version, main, score_pairs
 from pix2pix_tf.export import export_generator
-from pix2pix_tf.metrics import image_metrics, set_metrics
+from pix2pix_tf.metrics import METRICS, SET_METRICS, image_metrics, set_metrics
 from pix2pix_tf.models import build_generator
 from pix2pix_tf.sources import load_source
 
@@ -268,3 +268,11 @@ def test_every_skipped_photo_is_listed_in_the_report_folder(tmp_path: Path, phot
     assert sorted(line.split(": ", 1)[0] for line in listed) == sorted(bad)
     summary = json.loads((out / "metrics.json").read_text())
     assert summary["files_skipped_count"] == 5 and summary["n_images"] == 4
+
+
+def test_the_table_says_which_way_each_score_is_better() -> None:
+    values = {k: 0.5 for k in METRICS | SET_METRICS}
+    table = format_table(Scores(rows=[{}], model=values, baseline=values, target_colorfulness=40.0))
+    lines = {line.split("  ")[0]: line for line in table.splitlines()}
+    assert lines["CIEDE2000"].endswith("lower") and lines["SSIM (study)"].endswith("higher")
+    assert lines["colourfulness / truth's"].endswith("nearer 1")  # more colour than the photos is no better
