@@ -44,7 +44,7 @@ from pix2pix_tf.config import Config  # noqa: E402
 from pix2pix_tf.datasource import write_skipped_list  # noqa: E402
 from pix2pix_tf.errors import UserError  # noqa: E402
 from pix2pix_tf.export import ExportedModel, load_exported, refusal_reason  # noqa: E402
-from pix2pix_tf.metrics import IDEAL_VALUES, METRICS, SET_METRICS, colorfulness, image_metrics, set_metrics  # noqa: E402
+from pix2pix_tf.metrics import METRICS, SET_METRICS, better, colorfulness, image_metrics, set_metrics  # noqa: E402
 from pix2pix_tf.sources import Example, is_paired, resolve_direction, split_examples  # noqa: E402
 from pix2pix_tf.visualize import save_comparison_figure, to_uint8  # noqa: E402
 
@@ -127,9 +127,8 @@ def score_pairs(outputs: Sequence[np.ndarray], targets: Sequence[np.ndarray], in
 def format_table(scores: Scores) -> str:
     """Model vs baseline (grey or input copy), one row per metric."""
     lines = [f"{'metric':<28}{'model':>10}{scores.baseline_kind + ' baseline':>16}   better", "-" * 62]
-    for key, (label, higher) in (METRICS | SET_METRICS).items():
-        better = f"nearer {IDEAL_VALUES[key]:g}" if key in IDEAL_VALUES else "higher" if higher else "lower"
-        lines.append(f"{label:<28}{scores.model[key]:>10.4f}{scores.baseline[key]:>16.4f}   {better}")
+    for key, (label, _) in (METRICS | SET_METRICS).items():
+        lines.append(f"{label:<28}{scores.model[key]:>10.4f}{scores.baseline[key]:>16.4f}   {better(key)}")
     lines.append(f"(target photos' mean colourfulness: {scores.target_colorfulness:.2f}; n = {scores.n})")
     return "\n".join(lines)
 

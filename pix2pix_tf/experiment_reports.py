@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from pix2pix_tf.config import Config
 from pix2pix_tf.errors import UserError
-from pix2pix_tf.metrics import IDEAL_VALUES, METRICS, SET_METRICS
+from pix2pix_tf.metrics import IDEAL_VALUES, METRICS, SET_METRICS, better
 
 if TYPE_CHECKING:
     from pix2pix_tf.experiments import Grid, VariantResult
@@ -30,7 +30,8 @@ def judged(key: str, values: list[float]) -> tuple[list[float], bool]:
 
 def direction(key: str) -> str:
     """The arrow a table's header gives score `key`: ↑, ↓, or → its ideal value."""
-    return f"→ {IDEAL_VALUES[key]:g}" if key in IDEAL_VALUES else ("↑" if SCORES[key][1] else "↓")
+    way = better(key)
+    return {"higher": "↑", "lower": "↓"}.get(way, way.replace("nearer", "→"))
 
 
 def verdict_label(key: str) -> str:
@@ -222,7 +223,7 @@ def baseline_label(results: list[VariantResult]) -> str:
 def _bar_panel(ax: Any, results: list[VariantResult], key: str) -> None:
     import numpy as np
 
-    label, higher = SCORES[key]
+    label = SCORES[key][0]
     x = np.arange(len(results))
     for offset, values, name, colour in ((-0.2, [r.model[key] for r in results], "model", "tab:blue"),
                                          (0.2, [r.baseline[key] for r in results], baseline_label(results), "0.6")):
@@ -232,7 +233,7 @@ def _bar_panel(ax: Any, results: list[VariantResult], key: str) -> None:
         ax.hlines([r.target_colorfulness for r in results], x - 0.45, x + 0.45, colors="tab:green",
                   linestyles="--", linewidth=1, label="targets")
     ax.set_xticks(x, [r.name for r in results], rotation=20, ha="right", fontsize=8)
-    ax.set_title(f"{label} ({'higher' if higher else 'lower'} is better)", fontsize=9)
+    ax.set_title(f"{label} ({better(key)} is better)", fontsize=9)
 
 
 def save_bar_charts(results: list[VariantResult], folder: Path, title: str) -> None:

@@ -112,6 +112,13 @@ SET_METRICS: dict[str, tuple[str, bool]] = {
 IDEAL_VALUES: dict[str, float] = {"colorfulness_ratio": 1.0}
 
 
+def better(key: str) -> str:
+    """Which way score `key` improves: "higher", "lower", or "nearer N" for a score with an ideal value N."""
+    if key in IDEAL_VALUES:
+        return f"nearer {IDEAL_VALUES[key]:g}"
+    return "higher" if (METRICS | SET_METRICS)[key][1] else "lower"
+
+
 def ab_histogram(pictures: Sequence[np.ndarray]) -> np.ndarray:
     """The pooled a*b* histogram of uint8 RGB pictures (bins of AB_BIN over [-128, 128)^2), summing to 1."""
     edges = np.arange(-128.0, 128.0 + AB_BIN, AB_BIN)
