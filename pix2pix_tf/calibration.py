@@ -93,9 +93,11 @@ def calibrate(generator: keras.Model, config: Config, grid: Sequence[float] = SC
     training_photos, _ = split_examples(photo_config, "train", MAX_TARGET_PHOTOS)
     target = float(np.mean([colorfulness(example["image"]) for _, example in training_photos]))
 
+    scaled = tf.function(lambda grey, scale: colorize_graph(grey, generator, config, chroma_scale=scale),
+                         reduce_retracing=True, autograph=False)
+
     def colorize(grey: np.ndarray, scale: float) -> np.ndarray:
-        scaled = config.replace(chroma_scale=scale)
-        return colorize_graph(tf.constant(grey[None]), generator, scaled).numpy()[0]
+        return scaled(tf.constant(grey[None]), tf.constant(scale, tf.float32)).numpy()[0]
 
     scores = choose_scale(colorize, greys, targets, grid, target_colorfulness=target)
     return Calibration(scale=scores.scale, colorfulness=scores.colorfulness, ciede2000=scores.ciede2000,

@@ -175,8 +175,11 @@ _network_lab_xla = tf.function(_network_lab, jit_compile=True, autograph=False)
 _lab_to_uint8_xla = tf.function(_lab_to_uint8, jit_compile=True, autograph=False)
 
 
-def colorize_graph(images: tf.Tensor, generator: keras.Model, config: Config, paired: bool = False) -> tf.Tensor:
+def colorize_graph(images: tf.Tensor, generator: keras.Model, config: Config, paired: bool = False,
+                   chroma_scale: tf.Tensor | None = None) -> tf.Tensor:
     """uint8 [N, H, W, 1 or 3] -> uint8 [N, H, W, 3]: the whole exported computation (see module docstring).
+
+    `chroma_scale`, a scalar tensor, replaces the config's factor on ab: one traced graph then tries many.
 
     A model of a paired set (facades, ...) translates its RGB input as it is: no grey, no luminance join.
     Pictures of the working size have their colour conversions computed by XLA (`_grey_input_xla`, ...).
@@ -199,7 +202,9 @@ def colorize_graph(images: tf.Tensor, generator: keras.Model, config: Config, pa
     small_output = tf.cast(generator(small_input, training=False), tf.float32)
     small_lightness, small_ab = _network_lab_xla(small_input, small_output, space)
     small_ab = guided_chroma(small_ab, small_lightness, config.chroma_smoothing)
-    if (scale := applied_chroma_scale(config)) != 1.0:
+    if chroma_scale is not None:
+        small_ab = small_ab * tf.cast(chroma_scale, small_ab.dtype)
+    elif (scale := applied_chroma_scale(config)) != 1.0:
         small_ab = small_ab * scale
     if not config.full_resolution:
         # lab_to_rgb's output is in [0, 1] already, and a bilinear resize keeps it there.
