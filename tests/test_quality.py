@@ -73,6 +73,9 @@ def test_scale_zero_gives_the_grey_copy_and_scale_one_the_uncalibrated_output(
     uncalibrated, one, zero, half = run(None), run(1.0), run(0.0), run(0.5)
     np.testing.assert_array_equal(one, uncalibrated)
     assert np.abs(half - uncalibrated).max() > 0  # the factor changes the picture
+    # The calibration's form: the factor as a tensor argument, in place of the config's.
+    as_tensor = colorize_graph(images, generator, config, chroma_scale=tf.constant(0.5)).numpy()[0].astype(int)
+    np.testing.assert_array_equal(as_tensor, half)
     spread = zero.max(axis=-1) - zero.min(axis=-1)
     assert spread.max() <= 1, "scale 0 must give a grey picture"
     if full_resolution:  # grey at the input's own luminance: the grey copy, up to uint8 rounding
