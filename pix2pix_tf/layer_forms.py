@@ -28,6 +28,7 @@ import tensorflow as tf
 from keras import layers
 
 from pix2pix_tf.config import Config
+from pix2pix_tf.runtime import cpu_has_avx512
 
 Purpose = Literal["train", "inference"]
 
@@ -276,8 +277,11 @@ def training_form(layer: layers.Layer, fed_side: int, batch_size: int, role: str
     """The form that trains `layer` fastest on this device, fed `fed_side` pixels a side at the working size.
 
     `role`: "input" for the network's first convolution (which reads the few channels of the picture and keeps
-    oneDNN's form), "output" for its last, else "hidden". The discriminator's logits convolution takes
-    `MatmulGradientConv2D` when it computes in float32 (CPUs without bfloat16), and keeps oneDNN's form in bfloat16.
+    oneDNN's form), "output" for its last, else "hidden". The discriminator's stride-1 convolutions (its last
+    hidden layer and its logits) depend on the kernels: in float32 without AVX-512 (oneDNN's AVX2 kernel
+    gradients, slow for them, most for the single filter of the logits) both take `MatmulGradientConv2D`; in
+    float32 with AVX-512 both keep oneDNN's form; in bfloat16 the hidden one takes `MatmulGradientConv2D` and
+    the logits oneDNN's form.
     """
     plain = PLAIN_CLASS.get(type(layer), type(layer))
     if plain is layers.BatchNormalization:
@@ -289,20 +293,24 @@ def training_form(layer: layers.Layer, fed_side: int, batch_size: int, role: str
         return MatmulConv2DTranspose if small or role == "output" else plain
     if plain is not layers.Conv2D:
         return plain
-    if role == "output":  # the 1-filter logits: oneDNN's fp32 kernel gradient for one filter is the slow part
-        return MatmulGradientConv2D if layer.compute_dtype == "float32" and layer.strides[0] == 1 else plain
-    if layer.strides[0] == 2 and batch_size * fed_side**2 <= MATMUL_MAX_ENCODER_PIXELS:
+    if layer.strides[0] == 1:
+        if layer.compute_dtype == "float32":
+            return plain if cpu_has_avx512() else MatmulGradientConv2D
+        return plain if role == "output" else MatmulGradientConv2D
+    if role == "output" or layer.strides[0] != 2:
+        return plain
+    if batch_size * fed_side**2 <= MATMUL_MAX_ENCODER_PIXELS:
         return MatmulConv2D
-    if layer.strides[0] == 1 or fed_side <= MATMUL_GRADIENT_MAX_SIDE:
-        return MatmulGradientConv2D
-    return plain
+    return MatmulGradientConv2D if fed_side <= MATMUL_GRADIENT_MAX_SIDE else plain
 
 
-def inference_form(layer: layers.Layer, fed_side: int) -> type[layers.Layer]:
-    """The form that computes `layer` fastest in the export, fed `fed_side` pixels a side at the working size.
+def inference_form(layer: layers.Layer, fed_side: int, role: str = "hidden") -> type[layers.Layer]:
+    """The form that computes `layer` fastest in the export, fed `fed_side` pixels a side at the working size
+    (`role` as for `training_form`).
 
     The rules differ by the layer's compute dtype: oneDNN's bfloat16 and float32 kernels (the latter all a CPU
-    without bfloat16 has) rank the forms differently.
+    without bfloat16 has) rank the forms differently, and in float32 so do its AVX-512 and AVX2 kernels for the
+    output layer (a matrix product with AVX-512, oneDNN's form with AVX2).
     """
     plain = PLAIN_CLASS.get(type(layer), type(layer))
     if plain is layers.BatchNormalization:
@@ -310,6 +318,8 @@ def inference_form(layer: layers.Layer, fed_side: int) -> type[layers.Layer]:
     if plain is not layers.Conv2DTranspose or not is_4x4_same(layer) or tuple(layer.strides) != (2, 2):
         return plain
     if layer.compute_dtype == "float32":
+        if role == "output" and cpu_has_avx512():
+            return MatmulConv2DTranspose
         return PhaseDeconvolution if not layer.use_bias and fed_side <= FP32_PHASE_MAX_SIDE else plain
     if layer.filters <= SUBPIXEL_MAX_FILTERS:
         return SubPixelDeconvolution
@@ -334,10 +344,11 @@ def chosen_forms(model: keras.Model, config: Config, purpose: Purpose) -> dict[s
     if config.layer_forms == "plain":
         return {layer.name: PLAIN_CLASS.get(type(layer), type(layer)) for layer in model.layers}
     sides = fed_sides(model, config.image_size)
-    if purpose == "inference":
-        return {layer.name: inference_form(layer, sides.get(layer.name, 0)) for layer in model.layers}
     convolutions = list(sides)
     roles = {convolutions[0]: "input", convolutions[-1]: "output"}
+    if purpose == "inference":
+        return {layer.name: inference_form(layer, sides.get(layer.name, 0), roles.get(layer.name, "hidden"))
+                for layer in model.layers}
     return {layer.name: training_form(layer, sides.get(layer.name, 0), config.batch_size,
                                       roles.get(layer.name, "hidden")) for layer in model.layers}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import sys
 from pathlib import Path
@@ -67,14 +68,26 @@ def has_gpu() -> bool:
 BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 
-def cpu_has_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
-    """True when the CPU does bfloat16 math natively (AVX512_BF16 or AMX-BF16 among its /proc/cpuinfo flags)."""
+@functools.cache
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
+    """The CPU's feature flags as /proc/cpuinfo lists them (empty where it cannot be read)."""
     try:
         text = Path(cpuinfo).read_text()
     except OSError:
-        return False
-    return any(line.startswith("flags") and BF16_CPU_FLAGS & set(line.split(":", 1)[1].split())
-               for line in text.splitlines())
+        return frozenset()
+    return frozenset(flag for line in text.splitlines() if line.startswith("flags")
+                     for flag in line.split(":", 1)[1].split())
+
+
+def cpu_has_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """True when the CPU does bfloat16 math natively (AVX512_BF16 or AMX-BF16 among its /proc/cpuinfo flags)."""
+    return bool(BF16_CPU_FLAGS & cpu_flags(cpuinfo))
+
+
+def cpu_has_avx512(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """True when the CPU has AVX-512 (avx512f), whose float32 oneDNN kernels rank the layer forms differently
+    from the AVX2 ones (`layer_forms`)."""
+    return "avx512f" in cpu_flags(cpuinfo)
 
 
 def resolve_precision(precision: str) -> str:

@@ -63,6 +63,9 @@ def test_auto_precision_is_float16_on_gpu_bfloat16_on_bf16_cpus_else_fp32(tmp_pa
     without.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f\n")
     assert runtime.cpu_has_bf16(str(with_bf16)) and not runtime.cpu_has_bf16(str(without))
     assert not runtime.cpu_has_bf16(str(tmp_path / "missing"))
+    avx2_only = tmp_path / "avx2"
+    avx2_only.write_text("processor\t: 0\nflags\t\t: fpu avx2 fma\n")
+    assert runtime.cpu_has_avx512(str(without)) and not runtime.cpu_has_avx512(str(avx2_only))
     for gpu, bf16, expected in [(True, True, "mixed_float16"), (False, True, "mixed_bfloat16"), (False, False, "fp32")]:
         monkeypatch.setattr(runtime, "has_gpu", lambda gpu=gpu: gpu)
         monkeypatch.setattr(runtime, "cpu_has_bf16", lambda bf16=bf16: bf16)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from pix2pix_tf import layer_forms
 from pix2pix_tf.config import Config
 from pix2pix_tf.layer_forms import (
     FP32_PHASE_MAX_SIDE,
@@ -158,9 +159,11 @@ def outputs_and_gradients(model: keras.Model, inputs: list[tf.Tensor]) -> list[n
     Config(image_size=32, ngf=4, ndf=4, color_space="lab", chroma_head="classify", g_dropout=0.0),
 ], ids=["unet-32", "unet-64-batch-2", "classify-32"])
 @pytest.mark.slow
-def test_fast_and_plain_forms_compute_the_same_networks(config: Config) -> None:
+def test_fast_and_plain_forms_compute_the_same_networks(config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
     """The networks in their fast training forms give the plain Keras layers' outputs and gradients, and the
-    generator's inference copy their inference outputs, from the same weights, to float tolerance."""
+    generator's inference copy their inference outputs, from the same weights, to float tolerance. (With the
+    AVX2 rules on every CPU, so that every training form is in the networks.)"""
+    monkeypatch.setattr(layer_forms, "cpu_has_avx512", lambda: False)
     keras.utils.set_random_seed(0)
     plain_config = config.replace(layer_forms="plain")
     plain_generator, plain_discriminator = build_generator(plain_config), build_discriminator(plain_config)
@@ -207,11 +210,14 @@ def test_generator_trains_with_the_fastest_form_of_each_layer_on_a_cpu(batch_siz
     assert all(type(layer) is FusedBatchNormalization for layer in generator.layers if layer.name.endswith("_norm"))
 
 
-@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
-def test_discriminator_trains_its_stride1_and_mid_sized_convolutions_with_matmul_kernel_gradients(policy: str) -> None:
-    """At 256 px on a CPU: d2 and d3 (fed 128 and 64 px) and d4 (stride 1) take MatmulGradientConv2D and the first
-    convolution (6 input channels) stays Keras's; the 1-filter logits take MatmulGradientConv2D in float32 and
-    stay Keras's in bfloat16."""
+@pytest.mark.parametrize("policy,avx512", [("float32", False), ("float32", True), ("mixed_bfloat16", True)])
+def test_discriminator_trains_its_stride1_and_mid_sized_convolutions_with_matmul_kernel_gradients(
+        policy: str, avx512: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At 256 px on a CPU: d2 and d3 (fed 128 and 64 px) take MatmulGradientConv2D and the first convolution (6
+    input channels) stays Keras's. The stride-1 ones: d4 and the 1-filter logits take MatmulGradientConv2D in
+    float32 on AVX2 and stay Keras's in float32 on AVX-512; in bfloat16 d4 takes MatmulGradientConv2D and the
+    logits stay Keras's."""
+    monkeypatch.setattr(layer_forms, "cpu_has_avx512", lambda: avx512)
     keras.mixed_precision.set_global_policy(policy)
     try:
         discriminator = build_discriminator(Config(image_size=256))
@@ -219,9 +225,11 @@ def test_discriminator_trains_its_stride1_and_mid_sized_convolutions_with_matmul
         keras.mixed_precision.set_global_policy("float32")
     kinds = {name: type(discriminator.get_layer(name))
              for name in ("d1_conv", "d2_conv", "d3_conv", "d4_conv", "logits_conv")}
-    logits = MatmulGradientConv2D if policy == "float32" else keras.layers.Conv2D
+    d4, logits = {("float32", False): (MatmulGradientConv2D, MatmulGradientConv2D),
+                  ("float32", True): (keras.layers.Conv2D, keras.layers.Conv2D),
+                  ("mixed_bfloat16", True): (MatmulGradientConv2D, keras.layers.Conv2D)}[policy, avx512]
     assert kinds == {"d1_conv": keras.layers.Conv2D, "d2_conv": MatmulGradientConv2D, "d3_conv": MatmulGradientConv2D,
-                     "d4_conv": MatmulGradientConv2D, "logits_conv": logits}
+                     "d4_conv": d4, "logits_conv": logits}
 
 
 def test_plain_forms_keep_keras_layers() -> None:
@@ -255,11 +263,13 @@ def test_inference_forms_where_the_decoder_input_is_small() -> None:
     assert [layer.name for layer in copy.layers] == [layer.name for layer in generator.layers]
 
 
+@pytest.mark.parametrize("avx512", [False, True])
 @pytest.mark.slow
-def test_float32_inference_forms() -> None:
+def test_float32_inference_forms(avx512: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """At 256 px in float32 (a CPU without bfloat16): every bias-free decoder layer fed up to FP32_PHASE_MAX_SIDE
-    pixels a side takes the phase form, the rest and the output layer stay Keras's transposed convolutions, and
-    the encoder oneDNN's convolutions; same outputs."""
+    pixels a side takes the phase form, the rest stay Keras's transposed convolutions, the output layer too on
+    AVX2 and the matrix-product form on AVX-512, and the encoder oneDNN's convolutions; same outputs."""
+    monkeypatch.setattr(layer_forms, "cpu_has_avx512", lambda: avx512)
     config = Config(image_size=256, ngf=4)
     keras.utils.set_random_seed(0)
     generator = build_generator(config)
@@ -268,7 +278,8 @@ def test_float32_inference_forms() -> None:
     assert 128 >> 1 > FP32_PHASE_MAX_SIDE >= 128 >> 2
     assert kinds[1] is keras.layers.Conv2DTranspose
     assert all(kinds[k] is PhaseDeconvolution for k in range(2, 8))
-    assert type(copy.get_layer("output_deconv")) is keras.layers.Conv2DTranspose
+    output_form = MatmulConv2DTranspose if avx512 else keras.layers.Conv2DTranspose
+    assert type(copy.get_layer("output_deconv")) is output_form
     assert all(type(copy.get_layer(f"down{k}_conv")) is keras.layers.Conv2D for k in range(1, 9))
     inputs = tf.random.uniform([1, 256, 256, 3], -1.0, 1.0, seed=1)
     np.testing.assert_allclose(copy(inputs, training=False).numpy(), generator(inputs, training=False).numpy(),
