@@ -25,7 +25,6 @@ from pix2pix_tf.errors import ConfigError
 ColorSpace = Literal["rgb", "lab"]
 GeneratorKind = Literal["unet", "encoder_decoder"]
 NormKind = Literal["batch", "instance", "none"]
-GanLoss = Literal["vanilla", "lsgan"]
 Precision = Literal["auto", "fp32", "mixed_float16", "mixed_bfloat16"]
 StrategyKind = Literal["auto", "one", "mirrored", "multiworker", "tpu"]
 Direction = Literal["AtoB", "BtoA"]
@@ -41,8 +40,10 @@ GROUP_DESCRIPTIONS: dict[str, str] = {
     "runtime": "devices, precision, the run folder and its logs",
     "export": "the SavedModel written after training",
 }
-# Fields that older versions had, which a saved config.json or an export's metadata may still hold.
-REMOVED_FIELDS = frozenset({"chroma_filter", "chroma_fade_low", "chroma_fade_high"})
+# Fields that older versions had, which a saved config.json or an export's metadata may still hold, each with
+# the one value that meant what the current code does (None where no value did).
+REMOVED_FIELDS: dict[str, Any] = {"chroma_filter": None, "chroma_fade_low": None, "chroma_fade_high": None,
+                                  "gan_loss": "vanilla"}
 MIN_IMAGE_SIZE = 16  # the smallest working size: the default PatchGAN still judges 2x2 patches there (one at 8)
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,6 @@ class Config:
     annealed_temperature: float = _networks(0.38, "classify: the output is the mean of softmax(logits / T) "
                                                   "(1 = mean, towards 0 = mode)")
 
-    gan_loss: GanLoss = _losses("vanilla")
     lambda_l1: float = _losses(100.0, "L1 weight (the study also tried 20, 200)")
     label_fuzz: float = _losses(0.0, "fuzzy labels: real in [1-eps,1], fake in [0,eps]; 0 = off")
     label_flip: float = _losses(0.0, "probability of swapping D's real/fake labels")
@@ -165,13 +165,14 @@ class Config:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Config:
         """A validated Config from the grouped form or the flat one (or a mix). Fields that older versions had
-        (REMOVED_FIELDS) are dropped with one warning; any other unknown key is a ConfigError."""
+        (REMOVED_FIELDS) are dropped, with one warning naming those whose value meant something else; any other
+        unknown key is a ConfigError."""
         flat = _flatten(values)
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(flat) - known - REMOVED_FIELDS)
+        unknown = sorted(set(flat) - known - REMOVED_FIELDS.keys())
         if unknown:
             raise ConfigError(f"unknown config keys: {', '.join(unknown)}")
-        removed = sorted(set(flat) & REMOVED_FIELDS)
+        removed = sorted(name for name in set(flat) & REMOVED_FIELDS.keys() if flat[name] != REMOVED_FIELDS[name])
         if removed:
             log.warning("config: ignoring %s, saved by an older version (the option was removed)", ", ".join(removed))
         config = cls(**{name: value for name, value in flat.items() if name in known})

@@ -13,14 +13,11 @@ def _per_example_mean(x: tf.Tensor) -> tf.Tensor:
     return tf.reduce_mean(tf.reshape(x, [tf.shape(x)[0], -1]), axis=1)
 
 
-def gan_loss(logits: tf.Tensor, labels: tf.Tensor, kind: str) -> tf.Tensor:
-    """Per-example GAN loss of `logits` against soft `labels` in [0, 1] (same shape as the logits)."""
+def gan_loss(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    """Per-example GAN loss, the paper's cross-entropy, of `logits` against soft `labels` in [0, 1] (same shape
+    as the logits)."""
     logits = tf.cast(logits, tf.float32)
-    if kind == "vanilla":
-        return _per_example_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
-    if kind == "lsgan":
-        return _per_example_mean(tf.square(logits - labels))
-    raise ValueError(f"unknown gan_loss {kind!r}")
+    return _per_example_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
 
 
 def discriminator_labels(logits_shape: tf.Tensor, fuzz: float, flip: float,
@@ -43,15 +40,15 @@ def discriminator_labels(logits_shape: tf.Tensor, fuzz: float, flip: float,
 
 
 def discriminator_loss(real_logits: tf.Tensor, fake_logits: tf.Tensor, real_labels: tf.Tensor,
-                       fake_labels: tf.Tensor, kind: str) -> tuple[tf.Tensor, tf.Tensor]:
+                       fake_labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """Per-example (real, fake) losses; the paper halves their sum to slow D down relative to G."""
-    return gan_loss(real_logits, real_labels, kind), gan_loss(fake_logits, fake_labels, kind)
+    return gan_loss(real_logits, real_labels), gan_loss(fake_logits, fake_labels)
 
 
-def generator_losses(fake_logits: tf.Tensor, generated: tf.Tensor, target: tf.Tensor, kind: str,
+def generator_losses(fake_logits: tf.Tensor, generated: tf.Tensor, target: tf.Tensor,
                      lambda_l1: float) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """Per-example (gan, l1, total) generator losses: total = gan + lambda_l1 * l1."""
-    adversarial = gan_loss(fake_logits, tf.ones_like(fake_logits, dtype=tf.float32), kind)
+    adversarial = gan_loss(fake_logits, tf.ones_like(fake_logits, dtype=tf.float32))
     l1 = _per_example_mean(tf.abs(tf.cast(target, tf.float32) - tf.cast(generated, tf.float32)))
     return adversarial, l1, adversarial + lambda_l1 * l1
 

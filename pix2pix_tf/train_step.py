@@ -105,16 +105,14 @@ class TrainStep:
         fake_logits = self.discriminator([inputs, fake], training=True)
         real_labels, fake_labels = losses.discriminator_labels(
             tf.shape(real_logits), self.config.label_fuzz, self.config.label_flip, seed)
-        d_real, d_fake = losses.discriminator_loss(real_logits, fake_logits, real_labels, fake_labels,
-                                                   self.config.gan_loss)
+        d_real, d_fake = losses.discriminator_loss(real_logits, fake_logits, real_labels, fake_labels)
         return {"d_real": self._average(d_real), "d_fake": self._average(d_fake)}, fake_logits
 
     def _generator_losses(self, fake_logits: tf.Tensor, fake: tf.Tensor, targets: tf.Tensor,
                           chroma_logits: tf.Tensor | None) -> dict[str, tf.Tensor]:
         """g_gan, g_l1 and g_total (g_gan + lambda_l1 g_l1); under --chroma-head classify also g_class, the
         cross-entropy, and g_total = g_gan + lambda_class g_class (g_l1 is then only reported)."""
-        g_gan, g_l1, g_total = losses.generator_losses(fake_logits, fake, targets, self.config.gan_loss,
-                                                       self.config.lambda_l1)
+        g_gan, g_l1, g_total = losses.generator_losses(fake_logits, fake, targets, self.config.lambda_l1)
         result = {"g_gan": g_gan, "g_l1": g_l1, "g_total": g_total}
         if chroma_logits is not None:
             soft_targets = losses.soft_ab_targets(losses.coarse_chroma(targets, CLASS_STRIDE),

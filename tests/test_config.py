@@ -28,7 +28,7 @@ def parse(argv: list[str]) -> Config:
 def test_defaults_are_the_papers() -> None:
     config = Config()
     assert (config.lambda_l1, config.lr_g, config.lr_d, config.beta1) == (100.0, 2e-4, 2e-4, 0.5)
-    assert (config.generator, config.gan_loss, config.d_layers, config.image_size) == ("unet", "vanilla", 3, 256)
+    assert (config.generator, config.d_layers, config.image_size) == ("unet", 3, 256)
     assert (config.epochs, config.epochs_decay, config.batch_size) == (100, 100, 1)
 
 
@@ -67,16 +67,18 @@ def test_flags_override_and_config_json_round_trips_grouped(tmp_path) -> None:
 
 def test_an_older_flat_config_loads_and_its_removed_fields_are_dropped_with_one_warning(tmp_path, caplog) -> None:
     config = Config(dataset="folder", color_space="lab", chroma_scale=0.25)
-    old = {**config.to_dict(), "chroma_filter": "block", "chroma_fade_low": 0.0, "chroma_fade_high": 0.0}
+    old = {**config.to_dict(), "chroma_filter": "block", "chroma_fade_low": 0.0, "chroma_fade_high": 0.0,
+           "gan_loss": "lsgan"}
     path = tmp_path / "config.json"
     path.write_text(json.dumps(old, indent=2, sort_keys=True))
     with caplog.at_level(logging.WARNING):
         assert Config.load(path) == config
     warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
     assert len(warnings) == 1
-    assert all(name in warnings[0] for name in ("chroma_filter", "chroma_fade_low", "chroma_fade_high"))
+    assert all(name in warnings[0] for name in ("chroma_filter", "chroma_fade_low", "chroma_fade_high", "gan_loss"))
     caplog.clear()
     assert Config.from_dict(config.to_dict()) == config  # an export's metadata holds the flat form
+    assert Config.from_dict({**config.to_dict(), "gan_loss": "vanilla"}) == config  # what the code still does
     assert not caplog.records
 
 

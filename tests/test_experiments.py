@@ -29,7 +29,7 @@ STUDY_VARIANTS = {
     "g_learning_rate": {"lr_g_2e-4", "lr_g_4e-4", "lr_g_1e-3"},
     "paired": {"facades", "cityscapes"},
 }
-COLOUR_VARIANTS = {"colour_levers": {"lab_regress", "lab_classify_rebalanced", "lab_lsgan", "lab_no_average",
+COLOUR_VARIANTS = {"colour_levers": {"lab_regress", "lab_classify_rebalanced", "lab_no_average",
                                     "lab_sharp_labels", "lab_unfiltered"}}  # the colorization recipe's levers
 TINY = ["--dataset", "folder", "--image-size", "32", "--ngf", "4", "--ndf", "4", "--batch-size", "4",
         "--steps", "3", "--progress-samples", "2"]
