@@ -18,12 +18,12 @@ from typing import Any
 import tensorflow as tf
 
 from pix2pix_tf import runtime
-from pix2pix_tf.config import Config
+from pix2pix_tf.config import Config, removed_options
 from pix2pix_tf.errors import UserError
 
 MAX_TO_KEEP = 3
 # Fields that change the networks' variables: a checkpoint made with other values cannot be resumed.
-MODEL_FIELDS = ("color_space", "chroma_head", "generator", "ngf", "ndf", "d_layers", "d_norm", "image_size", "dataset")
+MODEL_FIELDS = ("color_space", "generator", "ngf", "ndf", "d_layers", "d_norm", "image_size", "dataset")
 
 
 class RunCheckpoints:
@@ -113,14 +113,26 @@ def save_config(config: Config, run_dir: Path) -> None:
     os.replace(partial, run_dir / "config.json")
 
 
+def saved_values(checkpoint_path: str) -> dict[str, Any]:
+    """The config stored inside a checkpoint, as the JSON object it was saved as."""
+    reader = tf.train.load_checkpoint(checkpoint_path)
+    return json.loads(reader.get_tensor("config/.ATTRIBUTES/VARIABLE_VALUE"))
+
+
 def saved_config(checkpoint_path: str) -> Config:
     """The Config stored inside a checkpoint."""
-    reader = tf.train.load_checkpoint(checkpoint_path)
-    return Config.from_dict(json.loads(reader.get_tensor("config/.ATTRIBUTES/VARIABLE_VALUE")))
+    return Config.from_dict(saved_values(checkpoint_path))
 
 
 def check_saved_config(config: Config, checkpoint_path: str) -> None:
-    """Refuse to resume a checkpoint whose networks were built differently."""
+    """Refuse to resume a checkpoint whose networks were built differently, or trained with an option that this
+    version no longer has."""
+    removed = removed_options(saved_values(checkpoint_path))
+    if removed:
+        options = ", ".join(f"{name}={value!r}" for name, value in removed.items())
+        raise UserError(f"{checkpoint_path} was trained with {options}, which this version no longer has; "
+                        "an older version of pix2pix-tf resumes it. Use another --run-dir, or --fresh to start "
+                        "that run over.")
     saved = saved_config(checkpoint_path)
     changed = [f"{name}: {getattr(saved, name)!r} -> {getattr(config, name)!r}" for name in MODEL_FIELDS
                if getattr(saved, name) != getattr(config, name)]

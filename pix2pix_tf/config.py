@@ -28,7 +28,6 @@ NormKind = Literal["batch", "instance", "none"]
 Precision = Literal["auto", "fp32", "mixed_float16", "mixed_bfloat16"]
 StrategyKind = Literal["auto", "one", "mirrored", "multiworker", "tpu"]
 Direction = Literal["AtoB", "BtoA"]
-ChromaHead = Literal["regress", "classify"]
 LayerForms = Literal["fast", "plain"]
 
 # The groups in the order config.json and --help list them, each with its line in --help.
@@ -43,7 +42,8 @@ GROUP_DESCRIPTIONS: dict[str, str] = {
 # Fields that older versions had, which a saved config.json or an export's metadata may still hold, each with
 # the one value that meant what the current code does (None where no value did).
 REMOVED_FIELDS: dict[str, Any] = {"chroma_filter": None, "chroma_fade_low": None, "chroma_fade_high": None,
-                                  "gan_loss": "vanilla"}
+                                  "gan_loss": "vanilla", "chroma_head": "regress", "annealed_temperature": 0.38,
+                                  "lambda_class": 1.0, "class_rebalance": 0.0}
 MIN_IMAGE_SIZE = 16  # the smallest working size: the default PatchGAN still judges 2x2 patches there (one at 8)
 
 log = logging.getLogger(__name__)
@@ -85,17 +85,10 @@ class Config:
     d_norm: NormKind = _networks("batch")
     d_dropout: float = _networks(0.0, "dropout rate in the discriminator (the study used BN + dropout)")
     g_dropout: float = _networks(0.5, "dropout on the first three decoder blocks")
-    chroma_head: ChromaHead = _networks("regress", "lab: regress ab (tanh, L1 loss), or classify it over ab bins "
-                                                   "(Zhang et al. 2016: cross-entropy, annealed mean)")
-    annealed_temperature: float = _networks(0.38, "classify: the output is the mean of softmax(logits / T) "
-                                                  "(1 = mean, towards 0 = mode)")
 
     lambda_l1: float = _losses(100.0, "L1 weight (the study also tried 20, 200)")
     label_fuzz: float = _losses(0.0, "fuzzy labels: real in [1-eps,1], fake in [0,eps]; 0 = off")
     label_flip: float = _losses(0.0, "probability of swapping D's real/fake labels")
-    lambda_class: float = _losses(1.0, "classify: weight of the cross-entropy, which replaces the L1 term")
-    class_rebalance: float = _losses(0.0, "classify: weigh each pixel by 1 / (r p + (1 - r) / Q), p its colour's "
-                                          "share of the training photos (Zhang: r = 0.5); 0 = off")
 
     lr_g: float = _optimisation(2e-4)
     lr_d: float = _optimisation(2e-4)
@@ -172,7 +165,7 @@ class Config:
         unknown = sorted(set(flat) - known - REMOVED_FIELDS.keys())
         if unknown:
             raise ConfigError(f"unknown config keys: {', '.join(unknown)}")
-        removed = sorted(name for name in set(flat) & REMOVED_FIELDS.keys() if flat[name] != REMOVED_FIELDS[name])
+        removed = removed_options(flat)
         if removed:
             log.warning("config: ignoring %s, saved by an older version (the option was removed)", ", ".join(removed))
         config = cls(**{name: value for name, value in flat.items() if name in known})
@@ -215,8 +208,6 @@ class Config:
                 value = getattr(self, name)
                 if not holds(value):
                     raise ConfigError(f"{name} must be {rule}, got {value!r}")
-        if self.chroma_head == "classify" and self.color_space != "lab":
-            raise ConfigError("chroma_head=classify predicts Lab ab: it needs color_space=lab")
 
 
 GROUPS: dict[str, tuple[str, ...]] = {
@@ -232,12 +223,10 @@ def _power_of_two_from_minimum(size: int) -> bool:
 _RULES: list[tuple[tuple[str, ...], Callable[[Any], bool], str]] = [
     (("batch_size", "ngf", "ndf", "d_layers", "d_steps", "g_steps", "checkpoint_every", "image_every",
       "scale_jitter", "chroma_smoothing"), lambda value: value >= 1, ">= 1"),
-    (("epochs", "epochs_decay", "g_only_epochs", "cpu_devices", "progress_samples", "lambda_class"),
+    (("epochs", "epochs_decay", "g_only_epochs", "cpu_devices", "progress_samples"),
      lambda value: value >= 0, ">= 0"),
     (("label_fuzz", "label_flip", "zoom_crop", "d_dropout", "g_dropout", "g_ema"),
      lambda value: 0.0 <= value < 1.0, "in [0, 1)"),
-    (("class_rebalance",), lambda value: 0.0 <= value <= 1.0, "in [0, 1]"),
-    (("annealed_temperature",), lambda value: value > 0, "> 0"),
     (("steps",), lambda value: value is None or value >= 1, ">= 1"),
     (("chroma_scale",), lambda value: value is None or value >= 0, ">= 0"),
     (("image_size",), _power_of_two_from_minimum,
@@ -253,6 +242,14 @@ def _has_type(value: Any, hint: Any) -> bool:
     if base in (int, float):
         return isinstance(value, numbers.Integral if base is int else numbers.Real) and not isinstance(value, bool)
     return isinstance(value, base)
+
+
+def removed_options(values: dict[str, Any]) -> dict[str, Any]:
+    """The removed fields (REMOVED_FIELDS) in a saved config, grouped or flat, set to a value that meant something
+    the current code no longer does."""
+    flat = _flatten(values)
+    return {name: flat[name] for name in sorted(flat.keys() & REMOVED_FIELDS.keys())
+            if flat[name] != REMOVED_FIELDS[name]}
 
 
 def _flatten(values: dict[str, Any]) -> dict[str, Any]:

@@ -52,38 +52,3 @@ def generator_losses(fake_logits: tf.Tensor, generated: tf.Tensor, target: tf.Te
     l1 = _per_example_mean(tf.abs(tf.cast(target, tf.float32) - tf.cast(generated, tf.float32)))
     return adversarial, l1, adversarial + lambda_l1 * l1
 
-
-# Soft targets of the ab classification (Zhang et al. 2016): each pixel's colour spread over its NEIGHBOUR_BINS
-# nearest bins with a Gaussian of SOFT_SIGMA a*b* units; CLASS_STRIDE and the bins come from models.
-NEIGHBOUR_BINS = 5
-SOFT_SIGMA = 5.0
-
-
-def coarse_chroma(ab: tf.Tensor, stride: int) -> tf.Tensor:
-    """The mean ab of each stride x stride block: the resolution the classification head predicts at."""
-    return tf.nn.avg_pool2d(tf.cast(ab, tf.float32), stride, stride, "VALID")
-
-
-def soft_ab_targets(ab: tf.Tensor, centres: tf.Tensor, sigma: float) -> tf.Tensor:
-    """ab [..., 2] -> [..., Q] weights over the bins `centres` [Q, 2] (same units): a Gaussian of width `sigma`
-    on the NEIGHBOUR_BINS nearest centres, 0 elsewhere, summing to 1."""
-    distances = tf.reduce_sum(tf.square(ab[..., None, :] - centres), axis=-1)
-    kth_nearest = -tf.math.top_k(-distances, NEIGHBOUR_BINS).values[..., -1:]
-    weights = tf.where(distances <= kth_nearest, tf.exp(-distances / (2.0 * sigma**2)), 0.0)
-    return weights / tf.reduce_sum(weights, axis=-1, keepdims=True)
-
-
-def rebalancing_weights(prior: tf.Tensor, strength: float) -> tf.Tensor:
-    """Zhang et al.'s per-bin weights 1 / (strength p + (1 - strength) / Q), scaled so that their mean under the
-    colour prior `prior` [Q] is 1; all ones when `strength` is 0."""
-    bins = tf.cast(tf.shape(prior)[0], tf.float32)
-    weights = 1.0 / (strength * prior + (1.0 - strength) / bins)
-    return weights / tf.reduce_sum(prior * weights)
-
-
-def classification_loss(logits: tf.Tensor, soft_targets: tf.Tensor, bin_weights: tf.Tensor) -> tf.Tensor:
-    """Per-example mean over pixels of the cross-entropy of `logits` against `soft_targets`, each pixel weighted
-    by `bin_weights` [Q] of its most likely target bin."""
-    cross_entropy = -tf.reduce_sum(soft_targets * tf.nn.log_softmax(tf.cast(logits, tf.float32)), axis=-1)
-    pixel_weights = tf.gather(bin_weights, tf.argmax(soft_targets, axis=-1))
-    return _per_example_mean(pixel_weights * cross_entropy)

@@ -18,13 +18,9 @@ built from Keras's own layers, then given the forms `config.layer_forms` asks fo
 
 from __future__ import annotations
 
-import functools
 import math
-from typing import Any
 
 import keras
-import numpy as np
-import tensorflow as tf
 from keras import layers
 
 from pix2pix_tf import color
@@ -32,10 +28,6 @@ from pix2pix_tf.config import Config
 from pix2pix_tf.layer_forms import apply_layer_forms
 
 KERNEL = 4
-# --chroma-head classify (Zhang et al. 2016): the generator predicts a distribution over ab bins of AB_BIN_SIZE a*b*
-# units a side, at 1 / CLASS_STRIDE of the working size, and its output is their annealed mean, upsampled.
-AB_BIN_SIZE = 10.0
-CLASS_STRIDE = 4
 
 
 def init() -> keras.initializers.Initializer:
@@ -87,70 +79,11 @@ def deconv_block(x: keras.KerasTensor, filters: int, name: str, dropout: float =
     return finish_block(x, name, "batch", dropout, "relu", sync)
 
 
-@functools.cache
-def ab_bin_centres() -> np.ndarray:
-    """[Q, 2] centres, in the network's [-1, 1] units, of the AB_BIN_SIZE-sided a*b* bins that sRGB colours reach
-    (Q = 261; Zhang et al., who count differently, have 313), found by converting a 48-level grid of sRGB
-    colours."""
-    levels = np.linspace(0.0, 1.0, 48, dtype=np.float32)
-    rgb = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), axis=-1).reshape(-1, 3)
-    ab = color.rgb_to_lab(rgb).numpy()[:, 1:]
-    cells = np.unique(np.round(ab / AB_BIN_SIZE), axis=0)
-    return (cells * AB_BIN_SIZE / color.AB_SCALE).astype(np.float32)
-
-
-class AnnealedMean(layers.Layer):
-    """Logits over the ab bins [..., Q] -> ab [..., 2]: the mean of the bin centres under softmax(logits / T).
-
-    T = 1 is the distribution's mean, which averages plausible colours into grey; T -> 0 its mode, which may
-    flicker between neighbouring pixels. Zhang et al. 2016 interpolate with T = 0.38.
-    """
-
-    def __init__(self, temperature: float, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.temperature = temperature
-
-    def call(self, logits: tf.Tensor) -> tf.Tensor:
-        probabilities = tf.nn.softmax(tf.cast(logits, tf.float32) / self.temperature, axis=-1)
-        return tf.tensordot(probabilities, tf.constant(ab_bin_centres()), axes=[[-1], [0]])
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "temperature": self.temperature}
-
-
-class BilinearUpsampling(layers.Layer):
-    """Pictures of any size scaled up `factor` times, bilinearly (Keras's UpSampling2D needs a fixed size)."""
-
-    def __init__(self, factor: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.factor = factor
-
-    def call(self, inputs: tf.Tensor) -> tf.Tensor:
-        return tf.image.resize(inputs, tf.shape(inputs)[1:3] * self.factor, method="bilinear")
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "factor": self.factor}
-
-
-def classify_head(x: keras.KerasTensor, temperature: float) -> keras.KerasTensor:
-    """--chroma-head classify: a 1x1 convolution to logits over the ab bins ("chroma_logits"), their
-    `AnnealedMean` at `temperature`, upsampled bilinearly CLASS_STRIDE times to the working size."""
-    logits = layers.Conv2D(len(ab_bin_centres()), 1, kernel_initializer=init(), dtype="float32",
-                           name="chroma_logits")(x)
-    ab = AnnealedMean(temperature, dtype="float32", name="annealed_mean")(logits)
-    return BilinearUpsampling(CLASS_STRIDE, dtype="float32", name="output")(ab)
-
-
 def build_generator(config: Config) -> keras.Model:
-    """The U-Net (or, `config.generator == "encoder_decoder"`, the same without skips) for `config.image_size`.
-
-    Under --chroma-head classify the decoder stops at 1 / CLASS_STRIDE of the size (block up2) and
-    `classify_head` gives the output.
-    """
+    """The U-Net (or, `config.generator == "encoder_decoder"`, the same without skips) for `config.image_size`."""
     in_ch, out_ch = color.channels_for(config.color_space)
     encoder = [config.ngf * min(2**i, 8) for i in range(generator_depth(config.image_size))]
     depth, sync = len(encoder), config.sync_batchnorm
-    classify = config.chroma_head == "classify"
 
     inputs = keras.Input((None, None, in_ch), name="input_image")
     x, skips = inputs, []
@@ -159,17 +92,12 @@ def build_generator(config: Config) -> keras.Model:
         x = conv_block(x, filters, f"down{level}", norm="none" if level == 1 or innermost else "batch",
                        activation="relu" if innermost else "leaky", sync=sync)
         skips.append(x)
-    last_level = int(math.log2(CLASS_STRIDE)) if classify else 1
-    for level in range(depth - 1, last_level - 1, -1):  # up<depth - 1> ... up1, each mirroring down<level>
+    for level in range(depth - 1, 0, -1):  # up<depth - 1> ... up1, each mirroring down<level>
         dropout = config.g_dropout if level >= depth - 3 else 0.0
         x = deconv_block(x, encoder[level - 1], f"up{level}", dropout=dropout, sync=sync)
         if config.generator == "unet":
             x = layers.Concatenate(name=f"skip{level}")([x, skips[level - 1]])
 
-    if classify:
-        outputs = classify_head(x, config.annealed_temperature)
-        return apply_layer_forms(keras.Model(inputs, outputs, name=f"{config.generator}_classifying_generator"),
-                                 config)
     x = layers.Conv2DTranspose(out_ch, KERNEL, strides=2, padding="same", kernel_initializer=init(),
                                name="output_deconv")(x)
     outputs = layers.Activation("tanh", dtype="float32", name="output")(x)

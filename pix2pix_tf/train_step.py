@@ -2,8 +2,7 @@
 
 An iteration is (d_steps - 1) extra D updates, one joint G + D update (the paper's step: one G forward pass,
 two tapes), then (g_steps - 1) extra G updates, all on the same batch. D sees (input, target) as real and
-(input, G(input)) as fake; G minimises its GAN loss plus lambda_l1 times the L1 distance to the target (under
---chroma-head classify, plus lambda_class times the cross-entropy over ab bins instead).
+(input, G(input)) as fake; G minimises its GAN loss plus lambda_l1 times the L1 distance to the target.
 """
 
 from __future__ import annotations
@@ -13,14 +12,11 @@ from collections.abc import Callable
 import keras
 import tensorflow as tf
 
-from pix2pix_tf import data, losses
-from pix2pix_tf.color import AB_SCALE
+from pix2pix_tf import losses
 from pix2pix_tf.config import Config
-from pix2pix_tf.models import CLASS_STRIDE, ab_bin_centres
 from pix2pix_tf.optimizers import scaled
 
-LOSS_NAMES = ("g_gan", "g_l1", "g_class", "g_total", "d_real", "d_fake")  # g_class: --chroma-head classify
-PRIOR_BATCHES = 500  # --class-rebalance: batches of the first epoch whose colours make the prior
+LOSS_NAMES = ("g_gan", "g_l1", "g_total", "d_real", "d_fake")
 AVERAGE_EVERY = 4  # --g-ema: steps between updates of the averaged generator
 
 
@@ -33,12 +29,6 @@ class TrainStep:
         self.generator, self.discriminator = generator, discriminator
         self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
         self.config, self.strategy = config, strategy
-        self.bin_weights: tf.Tensor | None = None  # the cross-entropy's weight of each ab bin
-        self.classifier: keras.Model | None = None  # the generator, also returning its ab logits
-        if config.chroma_head == "classify":
-            self.bin_weights = class_weights(config)
-            self.classifier = keras.Model(generator.inputs,
-                                          [generator.output, generator.get_layer("chroma_logits").output])
         self._compiled = {train_d: tf.function(self._distributed_step(train_d), jit_compile=jit_compile)
                           for train_d in (True, False)}
 
@@ -63,17 +53,17 @@ class TrainStep:
         replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)
         seed = tf.stack([tf.cast(self.config.seed, tf.int64) * 1000 + replica, step * 16])
         for extra in range(self.config.d_steps - 1 if train_d else 0):
-            fake, _ = self._generate(inputs)
+            fake = self.generator(inputs, training=True)
             with tf.GradientTape() as d_tape:
                 d_losses, _ = self._discriminator_losses(inputs, targets, fake, seed + [0, extra + 1])
                 d_objective = scaled(self.d_optimizer, 0.5 * (d_losses["d_real"] + d_losses["d_fake"]))
             _apply(self.d_optimizer, d_tape, d_objective, self.discriminator)
 
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
-            fake, chroma_logits = self._generate(inputs)
+            fake = self.generator(inputs, training=True)
             d_losses, fake_logits = self._discriminator_losses(inputs, targets, fake, seed)
             d_objective = scaled(self.d_optimizer, 0.5 * (d_losses["d_real"] + d_losses["d_fake"]))
-            g_losses = self._generator_losses(fake_logits, fake, targets, chroma_logits)
+            g_losses = self._generator_losses(fake_logits, fake, targets)
             g_objective = scaled(self.g_optimizer, g_losses["g_total"])
         _apply(self.g_optimizer, g_tape, g_objective, self.generator)
         if train_d:
@@ -81,26 +71,16 @@ class TrainStep:
 
         for _ in range(self.config.g_steps - 1):
             with tf.GradientTape() as g_tape:
-                fake, chroma_logits = self._generate(inputs)
+                fake = self.generator(inputs, training=True)
                 fake_logits = self.discriminator([inputs, fake], training=True)
-                g_losses = self._generator_losses(fake_logits, fake, targets, chroma_logits)
+                g_losses = self._generator_losses(fake_logits, fake, targets)
                 g_objective = scaled(self.g_optimizer, g_losses["g_total"])
             _apply(self.g_optimizer, g_tape, g_objective, self.generator)
         return {**g_losses, **d_losses}
 
-    def _generate(self, inputs: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor | None]:
-        """The generator's output in training mode, and its ab logits under --chroma-head classify."""
-        if self.classifier is None:
-            return self.generator(inputs, training=True), None
-        fake, chroma_logits = self.classifier(inputs, training=True)
-        return fake, chroma_logits
-
     def _discriminator_losses(self, inputs: tf.Tensor, targets: tf.Tensor, fake: tf.Tensor,
                               seed: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
         """d_real and d_fake against the (fuzzed, maybe flipped) labels, and D's logits for the fake."""
-        if self.classifier is not None:  # real colour as coarse as the generator's, so D judges colour, not detail
-            coarse = losses.coarse_chroma(targets, CLASS_STRIDE)
-            targets = tf.image.resize(coarse, tf.shape(targets)[1:3], method="bilinear")
         real_logits = self.discriminator([inputs, targets], training=True)
         fake_logits = self.discriminator([inputs, fake], training=True)
         real_labels, fake_labels = losses.discriminator_labels(
@@ -108,18 +88,11 @@ class TrainStep:
         d_real, d_fake = losses.discriminator_loss(real_logits, fake_logits, real_labels, fake_labels)
         return {"d_real": self._average(d_real), "d_fake": self._average(d_fake)}, fake_logits
 
-    def _generator_losses(self, fake_logits: tf.Tensor, fake: tf.Tensor, targets: tf.Tensor,
-                          chroma_logits: tf.Tensor | None) -> dict[str, tf.Tensor]:
-        """g_gan, g_l1 and g_total (g_gan + lambda_l1 g_l1); under --chroma-head classify also g_class, the
-        cross-entropy, and g_total = g_gan + lambda_class g_class (g_l1 is then only reported)."""
+    def _generator_losses(self, fake_logits: tf.Tensor, fake: tf.Tensor, targets: tf.Tensor) -> dict[str, tf.Tensor]:
+        """g_gan, g_l1 and g_total (g_gan + lambda_l1 g_l1)."""
         g_gan, g_l1, g_total = losses.generator_losses(fake_logits, fake, targets, self.config.lambda_l1)
-        result = {"g_gan": g_gan, "g_l1": g_l1, "g_total": g_total}
-        if chroma_logits is not None:
-            soft_targets = losses.soft_ab_targets(losses.coarse_chroma(targets, CLASS_STRIDE),
-                                                  tf.constant(ab_bin_centres()), losses.SOFT_SIGMA / AB_SCALE)
-            result["g_class"] = losses.classification_loss(chroma_logits, soft_targets, self.bin_weights)
-            result["g_total"] = g_gan + self.config.lambda_class * result["g_class"]
-        return {name: self._average(value) for name, value in result.items()}
+        return {name: self._average(value) for name, value in
+                {"g_gan": g_gan, "g_l1": g_l1, "g_total": g_total}.items()}
 
     def _average(self, per_example: tf.Tensor) -> tf.Tensor:
         """This replica's share of the global batch's mean: replicas' shares sum to the mean."""
@@ -158,25 +131,3 @@ class WeightAverage:
                                 strict=True):
             mine.assign(theirs)
 
-
-def class_weights(config: Config) -> tf.Tensor:
-    """[Q] weight of each ab bin in the cross-entropy: Zhang et al.'s rebalancing by the training photos'
-    colour prior under --class-rebalance, else all ones."""
-    if config.class_rebalance == 0:
-        return tf.ones([len(ab_bin_centres())])
-    return losses.rebalancing_weights(colour_prior(config), config.class_rebalance)
-
-
-def colour_prior(config: Config) -> tf.Tensor:
-    """[Q] share of each ab bin among the training targets' coarse pixels (at most PRIOR_BATCHES batches of the
-    first epoch), smoothed over the bins with a Gaussian of losses.SOFT_SIGMA a*b* units, as Zhang et al. do."""
-    centres = tf.constant(ab_bin_centres())
-    counts = tf.zeros([centres.shape[0]])
-    for _, targets in data.train_dataset(config, 0).take(PRIOR_BATCHES):
-        ab = tf.reshape(losses.coarse_chroma(targets, CLASS_STRIDE), [-1, 1, 2])
-        nearest = tf.argmin(tf.reduce_sum(tf.square(ab - centres), axis=-1), axis=-1)
-        counts += tf.math.bincount(tf.cast(nearest, tf.int32), minlength=centres.shape[0], dtype=tf.float32)
-    sigma = losses.SOFT_SIGMA / AB_SCALE
-    kernel = tf.exp(-tf.reduce_sum(tf.square(centres[:, None] - centres[None]), axis=-1) / (2.0 * sigma**2))
-    smoothed = tf.linalg.matvec(kernel / tf.reduce_sum(kernel, axis=1, keepdims=True), counts, transpose_a=True)
-    return smoothed / tf.reduce_sum(smoothed)

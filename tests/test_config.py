@@ -116,9 +116,6 @@ def test_dataset_presets_apply_only_where_no_flag_is_given() -> None:
     ({"ngf": "64"}, "ngf"),
     ({"label_fuzz": 1.5}, "label_fuzz"),
     ({"d_steps": 0}, "d_steps"),
-    ({"chroma_head": "classify"}, "color_space=lab"),  # the default colour space is the study's RGB
-    ({"class_rebalance": 1.5}, "class_rebalance"),
-    ({"annealed_temperature": 0.0}, "annealed_temperature"),
     ({"chroma_smoothing": 0}, "chroma_smoothing"),
 ])
 def test_bad_values_are_refused_with_the_field_name(change: dict, message: str) -> None:
@@ -138,7 +135,7 @@ def test_the_networks_build_and_train_at_the_smallest_size() -> None:
     from pix2pix_tf.models import build_discriminator, build_generator
 
     for config in (Config(image_size=SMALLEST, ngf=4, ndf=4, batch_size=2),
-                   Config(image_size=SMALLEST, ngf=4, ndf=4, color_space="lab", chroma_head="classify")):
+                   Config(image_size=SMALLEST, ngf=4, ndf=4, color_space="lab")):
         generator, discriminator = build_generator(config), build_discriminator(config)
         channels = 1 if config.color_space == "lab" else 3
         inputs = tf.random.uniform([2, SMALLEST, SMALLEST, channels], -1.0, 1.0)

@@ -29,7 +29,7 @@ STUDY_VARIANTS = {
     "g_learning_rate": {"lr_g_2e-4", "lr_g_4e-4", "lr_g_1e-3"},
     "paired": {"facades", "cityscapes"},
 }
-COLOUR_VARIANTS = {"colour_levers": {"lab_regress", "lab_classify_rebalanced", "lab_no_average",
+COLOUR_VARIANTS = {"colour_levers": {"lab_regress", "lab_no_average",
                                     "lab_sharp_labels", "lab_unfiltered"}}  # the colorization recipe's levers
 TINY = ["--dataset", "folder", "--image-size", "32", "--ngf", "4", "--ndf", "4", "--batch-size", "4",
         "--steps", "3", "--progress-samples", "2"]
@@ -47,7 +47,7 @@ def test_list_names_every_variant_of_every_grid(capsys: pytest.CaptureFixture[st
     for change in ["generator=encoder_decoder", "lambda_l1=20", "lambda_l1=200", "zoom_crop=0.5", "vflip=True",
                    "label_fuzz=0.1", "d_norm=batch, d_dropout=0.5", "d_steps=2", "g_steps=2", "g_only_epochs=1",
                    "g_only_epochs=5", "lr_g=0.001", "dataset=facades, direction=BtoA",
-                   "dataset=cityscapes, direction=BtoA", "chroma_head=classify"]:
+                   "dataset=cityscapes, direction=BtoA", "chroma_smoothing=1"]:
         assert change in listing
 
 

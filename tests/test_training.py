@@ -3,6 +3,7 @@ steps, resumes, checkpoints, stops on a NaN or a spent budget, fits its schedule
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -14,11 +15,10 @@ import pytest
 import tensorflow as tf
 
 from pix2pix_tf import losses, schedule, train_step
-from pix2pix_tf.checkpoints import RunCheckpoints, saved_config
-from pix2pix_tf.color import AB_SCALE, make_pair
+from pix2pix_tf.checkpoints import RunCheckpoints, check_saved_config, saved_config
+from pix2pix_tf.color import make_pair
 from pix2pix_tf.config import Config
 from pix2pix_tf.errors import UserError
-from pix2pix_tf.models import CLASS_STRIDE, ab_bin_centres
 from pix2pix_tf.optimizers import FusedAdam
 from pix2pix_tf.schedule import fitted_schedule, learning_rate_factor
 from pix2pix_tf.training import Trainer, TrainingDiverged, train
@@ -162,38 +162,6 @@ def test_mixed_precision_computes_in_half_and_keeps_losses_float32(photos: tf.Te
     assert all(v.dtype == tf.float32 and np.isfinite(v.numpy()) for v in result.values())
     loss_scaled = isinstance(trainer.g_optimizer, keras.optimizers.LossScaleOptimizer)
     assert loss_scaled == (precision == "mixed_float16")
-
-
-@pytest.mark.slow
-def test_the_classifying_head_learns_and_its_total_loss_is_gan_plus_lambda_class_times_cross_entropy(
-        photos: tf.Tensor) -> None:
-    batch = make_pair(photos, "lab")
-    trainer = trainer_for(tiny(color_space="lab", chroma_head="classify", lambda_class=2.0, lr_g=1e-3))
-    results = [{k: float(v) for k, v in trainer.train_step(batch).items()} for _ in range(40)]
-    assert results[0]["g_total"] == pytest.approx(results[0]["g_gan"] + 2.0 * results[0]["g_class"], rel=1e-5)
-    assert results[0]["g_class"] == pytest.approx(np.log(len(ab_bin_centres())), rel=0.05)  # about uniform at first
-    cross_entropy = [r["g_class"] for r in results]
-    assert np.mean(cross_entropy[-5:]) < 0.9 * np.mean(cross_entropy[:3]), cross_entropy
-
-
-@pytest.mark.slow
-def test_rebalancing_weighs_colours_by_the_rarity_in_the_training_photos(fake_data, photos: tf.Tensor) -> None:
-    config = tiny(color_space="lab", chroma_head="classify", class_rebalance=0.5)
-    prior = train_step.colour_prior(config).numpy()
-    assert prior.min() >= 0 and prior.sum() == pytest.approx(1.0, abs=1e-5)
-    _, targets = make_pair(photos, "lab")
-    coarse = losses.coarse_chroma(targets, CLASS_STRIDE).numpy().reshape(-1, 1, 2)
-    distance = np.min(np.linalg.norm(coarse - ab_bin_centres()[None], axis=-1), axis=0) * AB_SCALE
-    assert prior[distance <= 15.0].sum() > 0.95  # the photos' colours, smoothed by 5 a*b* units
-
-    bin_weights = train_step.class_weights(config).numpy()
-    assert np.sum(prior * bin_weights) == pytest.approx(1.0, rel=1e-4)
-    assert bin_weights[np.argmax(prior)] == bin_weights.min() and bin_weights.max() > 10 * bin_weights.min()
-    unweighted = config.replace(class_rebalance=0.0)
-    assert np.all(train_step.class_weights(unweighted).numpy() == 1.0)
-    batch = make_pair(photos, "lab")
-    assert float(trainer_for(config).train_step(batch)["g_class"]) != pytest.approx(
-        float(trainer_for(unweighted).train_step(batch)["g_class"]), rel=1e-3)
 
 
 def test_fused_adam_matches_keras_adam() -> None:
@@ -446,6 +414,21 @@ def test_checkpoints_carry_the_config_and_refuse_other_networks(fake_data, tmp_p
     assert resumed.step == 4
     latest = tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints"))
     assert saved_config(latest).lambda_l1 == 20.0
+
+
+def test_a_checkpoint_of_a_removed_option_is_refused_by_name_and_one_of_its_old_default_resumes(tmp_path) -> None:
+    config = tiny()
+
+    def older_checkpoint(name: str, **removed: object) -> str:
+        saved = tf.Variable(json.dumps({**config.to_dict(), **removed}), trainable=False)
+        return tf.train.Checkpoint(config=saved).write(str(tmp_path / name))
+
+    with pytest.raises(UserError, match=r"chroma_head='classify'.*no longer has"):
+        check_saved_config(config, older_checkpoint("classify", chroma_head="classify", lambda_class=100.0))
+    with pytest.raises(UserError, match=r"gan_loss='lsgan'"):
+        check_saved_config(config, older_checkpoint("lsgan", gan_loss="lsgan"))
+    check_saved_config(config, older_checkpoint("defaults", chroma_head="regress", gan_loss="vanilla",
+                                                lambda_class=1.0))
 
 
 @pytest.mark.slow
