@@ -127,13 +127,14 @@ def saved_config(checkpoint_path: str) -> Config:
 def check_saved_config(config: Config, checkpoint_path: str) -> None:
     """Refuse to resume a checkpoint whose networks were built differently, or trained with an option that this
     version no longer has."""
-    removed = removed_options(saved_values(checkpoint_path))
+    values = saved_values(checkpoint_path)
+    removed = removed_options(values)
     if removed:
         options = ", ".join(f"{name}={value!r}" for name, value in removed.items())
         raise UserError(f"{checkpoint_path} was trained with {options}, which this version no longer has; "
                         "an older version of pix2pix-tf resumes it. Use another --run-dir, or --fresh to start "
                         "that run over.")
-    saved = saved_config(checkpoint_path)
+    saved = Config.from_dict(values)
     changed = [f"{name}: {getattr(saved, name)!r} -> {getattr(config, name)!r}" for name in MODEL_FIELDS
                if getattr(saved, name) != getattr(config, name)]
     if (saved.g_ema > 0) != (config.g_ema > 0):

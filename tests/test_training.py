@@ -416,7 +416,7 @@ def test_checkpoints_carry_the_config_and_refuse_other_networks(fake_data, tmp_p
     assert saved_config(latest).lambda_l1 == 20.0
 
 
-def test_a_checkpoint_of_a_removed_option_is_refused_by_name_and_one_of_its_old_default_resumes(tmp_path) -> None:
+def test_a_checkpoint_of_a_removed_option_is_refused_by_name_and_one_with_its_old_default_is_not(tmp_path) -> None:
     config = tiny()
 
     def older_checkpoint(name: str, **removed: object) -> str:
